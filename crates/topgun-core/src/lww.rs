@@ -1,0 +1,216 @@
+//! The last-writer-wins map.
+
+use std::collections::HashMap;
+
+use xxhash_rust::xxh3::Xxh3;
+
+use crate::hlc::Timestamp;
+use crate::merkle::{self, LeafDigest, MerkleError, MerklePath, MerkleTree};
+use crate::record::LwwRecord;
+use crate::value::{Value, hash_str};
+
+/// What [`LwwMap::merge`] did with an incoming record.
+#[derive(Clone, Debug, PartialEq)]
+pub enum MergeOutcome {
+    /// The key was absent; the record was stored.
+    Inserted,
+    /// The record won over the stored one, which is returned.
+    Replaced(LwwRecord),
+    /// The stored record has an equal or greater timestamp (or the incoming
+    /// tombstone predates the pruning frontier); nothing changed.
+    Ignored,
+}
+
+impl MergeOutcome {
+    /// Whether the map changed.
+    pub fn changed(&self) -> bool {
+        !matches!(self, MergeOutcome::Ignored)
+    }
+}
+
+/// A map from string keys to [`LwwRecord`]s in which, per key, the record
+/// with the greatest timestamp wins.
+///
+/// Removals are tombstones, kept so that they replicate and sync; they can be
+/// pruned with [`LwwMap::prune_tombstones`] once every replica has seen them.
+/// The map maintains its [`MerkleTree`] on every change.
+#[derive(Clone, Debug, Default)]
+pub struct LwwMap {
+    records: HashMap<String, Entry>,
+    tree: MerkleTree,
+    pruned_before: Timestamp,
+}
+
+#[derive(Clone, Debug)]
+struct Entry {
+    record: LwwRecord,
+    hash: u64,
+}
+
+impl LwwMap {
+    /// An empty map with the default Merkle depth.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// An empty map whose Merkle tree has `depth` levels.
+    pub fn with_merkle_depth(depth: u8) -> Result<Self, MerkleError> {
+        Ok(LwwMap {
+            records: HashMap::new(),
+            tree: MerkleTree::new(depth)?,
+            pruned_before: Timestamp::ZERO,
+        })
+    }
+
+    /// Number of keys with a record, tombstones included.
+    pub fn len(&self) -> usize {
+        self.records.len()
+    }
+
+    /// Whether the map holds no records at all.
+    pub fn is_empty(&self) -> bool {
+        self.records.is_empty()
+    }
+
+    /// The stored record for `key`, tombstone or not.
+    pub fn get(&self, key: &str) -> Option<&LwwRecord> {
+        self.records.get(key).map(|e| &e.record)
+    }
+
+    /// The value visible for `key` at physical time `now_millis`.
+    pub fn get_live(&self, key: &str, now_millis: u64) -> Option<&Value> {
+        self.get(key).and_then(|r| r.live_value(now_millis))
+    }
+
+    /// Merges one record: it is kept if its timestamp is greater than the
+    /// stored record's. Merging the same record twice is a no-op.
+    pub fn merge(
+        &mut self,
+        key: impl Into<String> + AsRef<str>,
+        record: LwwRecord,
+    ) -> MergeOutcome {
+        let hash = entry_hash(key.as_ref(), &record);
+        if let Some(entry) = self.records.get_mut(key.as_ref()) {
+            if record.timestamp <= entry.record.timestamp {
+                return MergeOutcome::Ignored;
+            }
+            self.tree.update(key.as_ref(), Some(entry.hash), Some(hash));
+            entry.hash = hash;
+            let old = std::mem::replace(&mut entry.record, record);
+            return MergeOutcome::Replaced(old);
+        }
+        if record.is_tombstone() && record.timestamp < self.pruned_before {
+            // Every replica saw this removal before it was pruned; storing
+            // it again would only resurrect garbage.
+            return MergeOutcome::Ignored;
+        }
+        self.tree.update(key.as_ref(), None, Some(hash));
+        self.records.insert(key.into(), Entry { record, hash });
+        MergeOutcome::Inserted
+    }
+
+    /// Merges every record of `other` into this map; returns how many changed
+    /// it.
+    pub fn merge_map(&mut self, other: &LwwMap) -> usize {
+        other
+            .iter()
+            .filter(|(k, r)| self.merge(*k, (*r).clone()).changed())
+            .count()
+    }
+
+    /// All records, tombstones included, in no particular order.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &LwwRecord)> {
+        self.records.iter().map(|(k, e)| (k.as_str(), &e.record))
+    }
+
+    /// The visible (non-tombstone, unexpired) values at `now_millis`.
+    pub fn iter_live(&self, now_millis: u64) -> impl Iterator<Item = (&str, &Value)> {
+        self.records
+            .iter()
+            .filter_map(move |(k, e)| e.record.live_value(now_millis).map(|v| (k.as_str(), v)))
+    }
+
+    /// The Merkle tree over this map's records.
+    pub fn merkle(&self) -> &MerkleTree {
+        &self.tree
+    }
+
+    /// The digests of the requested leaf buckets, for a Merkle diff.
+    pub fn leaf_digests(&self, buckets: &[MerklePath]) -> Vec<LeafDigest> {
+        merkle::leaf_digests(
+            &self.tree,
+            buckets,
+            self.records.iter().map(|(k, e)| (k.as_str(), e.hash)),
+        )
+    }
+
+    /// Removes tombstones older than `frontier`, a timestamp every replica is
+    /// known to have seen, and remembers the frontier so that such
+    /// tombstones are not stored again when a lagging peer sends them.
+    /// Returns how many were removed.
+    pub fn prune_tombstones(&mut self, frontier: Timestamp) -> usize {
+        let before = self.records.len();
+        let tree = &mut self.tree;
+        self.records.retain(|k, e| {
+            let prune = e.record.is_tombstone() && e.record.timestamp < frontier;
+            if prune {
+                tree.update(k, Some(e.hash), None);
+            }
+            !prune
+        });
+        self.pruned_before = self.pruned_before.max(frontier);
+        before - self.records.len()
+    }
+
+    /// The pruning frontier set by [`LwwMap::prune_tombstones`].
+    pub fn pruned_before(&self) -> Timestamp {
+        self.pruned_before
+    }
+}
+
+impl PartialEq for LwwMap {
+    /// Two maps are equal when they hold the same records (the pruning
+    /// frontier is bookkeeping, not state).
+    fn eq(&self, other: &Self) -> bool {
+        self.records.len() == other.records.len()
+            && self
+                .records
+                .iter()
+                .all(|(k, e)| other.records.get(k).is_some_and(|o| o.record == e.record))
+    }
+}
+
+/// The Merkle entry hash of one last-writer-wins record: covers the key, the
+/// timestamp, the TTL and the value (or the tombstone). One definition, used
+/// by every replica.
+pub fn entry_hash(key: &str, record: &LwwRecord) -> u64 {
+    let mut h = Xxh3::new();
+    h.update(b"L");
+    hash_str(&mut h, key);
+    hash_timestamp(&mut h, &record.timestamp);
+    hash_ttl(&mut h, record.ttl_ms);
+    match &record.value {
+        None => h.update(&[0]),
+        Some(v) => {
+            h.update(&[1]);
+            v.hash_into(&mut h);
+        }
+    }
+    h.digest()
+}
+
+pub(crate) fn hash_timestamp(h: &mut Xxh3, t: &Timestamp) {
+    h.update(&t.millis.to_le_bytes());
+    h.update(&t.counter.to_le_bytes());
+    h.update(&t.node.0.to_le_bytes());
+}
+
+pub(crate) fn hash_ttl(h: &mut Xxh3, ttl: Option<u64>) {
+    match ttl {
+        None => h.update(&[0]),
+        Some(t) => {
+            h.update(&[1]);
+            h.update(&t.to_le_bytes());
+        }
+    }
+}

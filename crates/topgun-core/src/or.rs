@@ -1,0 +1,263 @@
+//! The observed-remove map: many values per key, add wins over a concurrent
+//! remove.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use xxhash_rust::xxh3::Xxh3;
+
+use crate::hlc::Timestamp;
+use crate::lww::{hash_timestamp, hash_ttl};
+use crate::merkle::{self, LeafDigest, MerkleError, MerklePath, MerkleTree};
+use crate::record::OrItem;
+use crate::value::{Value, hash_str};
+
+/// Everything one replica knows about one key of an [`OrMap`]: the items it
+/// holds and the tags it has seen removed.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct OrEntry {
+    items: BTreeMap<Timestamp, OrItem>,
+    tombstones: BTreeSet<Timestamp>,
+}
+
+impl OrEntry {
+    /// Rebuilds an entry from its parts (as received from a peer). Items
+    /// whose tag is among the tombstones are dropped.
+    pub fn from_parts(
+        items: impl IntoIterator<Item = OrItem>,
+        tombstones: impl IntoIterator<Item = Timestamp>,
+    ) -> Self {
+        let tombstones: BTreeSet<Timestamp> = tombstones.into_iter().collect();
+        let items = items
+            .into_iter()
+            .filter(|i| !tombstones.contains(&i.tag))
+            .map(|i| (i.tag, i))
+            .collect();
+        OrEntry { items, tombstones }
+    }
+
+    /// The items, ordered by tag.
+    pub fn items(&self) -> impl ExactSizeIterator<Item = &OrItem> {
+        self.items.values()
+    }
+
+    /// The removed tags, ordered.
+    pub fn tombstones(&self) -> impl ExactSizeIterator<Item = &Timestamp> {
+        self.tombstones.iter()
+    }
+
+    /// The values visible at physical time `now_millis`, ordered by tag.
+    pub fn live_values(&self, now_millis: u64) -> impl Iterator<Item = &Value> {
+        self.items
+            .values()
+            .filter(move |i| i.is_live(now_millis))
+            .map(|i| &i.value)
+    }
+
+    fn is_empty(&self) -> bool {
+        self.items.is_empty() && self.tombstones.is_empty()
+    }
+
+    /// Adds an item unless its tag is already present or removed, or it is
+    /// older than `frontier` (then every replica already saw it, so its
+    /// absence here means it was removed). Returns whether it was added.
+    fn add(&mut self, item: OrItem, frontier: Timestamp) -> bool {
+        if self.tombstones.contains(&item.tag)
+            || self.items.contains_key(&item.tag)
+            || item.tag < frontier
+        {
+            return false;
+        }
+        self.items.insert(item.tag, item);
+        true
+    }
+
+    fn remove(&mut self, tag: Timestamp, frontier: Timestamp) -> (bool, Option<OrItem>) {
+        let removed = self.items.remove(&tag);
+        let recorded = tag >= frontier && self.tombstones.insert(tag);
+        (recorded || removed.is_some(), removed)
+    }
+
+    fn hash(&self, key: &str) -> u64 {
+        let mut h = Xxh3::new();
+        h.update(b"O");
+        hash_str(&mut h, key);
+        h.update(&(self.items.len() as u64).to_le_bytes());
+        for item in self.items.values() {
+            hash_timestamp(&mut h, &item.tag);
+            hash_ttl(&mut h, item.ttl_ms);
+            item.value.hash_into(&mut h);
+        }
+        h.update(&(self.tombstones.len() as u64).to_le_bytes());
+        for tag in &self.tombstones {
+            hash_timestamp(&mut h, tag);
+        }
+        h.digest()
+    }
+}
+
+/// The Merkle entry hash of one observed-remove key: covers the key, every
+/// item (tag, TTL, value) and every tombstone, in tag order. One definition,
+/// used by every replica.
+pub fn entry_hash(key: &str, entry: &OrEntry) -> u64 {
+    entry.hash(key)
+}
+
+/// A map from string keys to sets of values. Each added value carries a
+/// unique tag (the timestamp of its add); a remove deletes only the tags its
+/// issuer observed, so an add concurrent with a remove survives it.
+#[derive(Clone, Debug, Default)]
+pub struct OrMap {
+    entries: HashMap<String, (OrEntry, u64)>,
+    tree: MerkleTree,
+    pruned_before: Timestamp,
+}
+
+impl OrMap {
+    /// An empty map with the default Merkle depth.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// An empty map whose Merkle tree has `depth` levels.
+    pub fn with_merkle_depth(depth: u8) -> Result<Self, MerkleError> {
+        Ok(OrMap {
+            entries: HashMap::new(),
+            tree: MerkleTree::new(depth)?,
+            pruned_before: Timestamp::ZERO,
+        })
+    }
+
+    /// Number of keys with items or tombstones.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Whether the map holds nothing at all.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// The entry for `key`.
+    pub fn get(&self, key: &str) -> Option<&OrEntry> {
+        self.entries.get(key).map(|(e, _)| e)
+    }
+
+    /// Adds `item` under `key`. Returns whether the map changed.
+    pub fn add(&mut self, key: &str, item: OrItem) -> bool {
+        let frontier = self.pruned_before;
+        self.update_entry(key, |e| e.add(item, frontier))
+    }
+
+    /// Removes the items with the given tags from `key`, recording the tags
+    /// as tombstones (even for items not seen yet, which may still arrive).
+    /// Returns the items that were present.
+    pub fn remove(&mut self, key: &str, tags: &[Timestamp]) -> Vec<OrItem> {
+        let frontier = self.pruned_before;
+        let mut removed = Vec::new();
+        self.update_entry(key, |e| {
+            let mut changed = false;
+            for tag in tags {
+                let (c, item) = e.remove(*tag, frontier);
+                changed |= c;
+                removed.extend(item);
+            }
+            changed
+        });
+        removed
+    }
+
+    /// Merges a peer's entry for `key`: the union of items minus the union of
+    /// tombstones. Returns whether the map changed.
+    pub fn merge_entry(&mut self, key: &str, remote: &OrEntry) -> bool {
+        let frontier = self.pruned_before;
+        self.update_entry(key, |e| {
+            let mut changed = false;
+            for tag in &remote.tombstones {
+                changed |= e.remove(*tag, frontier).0;
+            }
+            for item in remote.items.values() {
+                changed |= e.add(item.clone(), frontier);
+            }
+            changed
+        })
+    }
+
+    /// Merges every entry of `other`; returns how many keys changed.
+    pub fn merge_map(&mut self, other: &OrMap) -> usize {
+        other.iter().filter(|(k, e)| self.merge_entry(k, e)).count()
+    }
+
+    fn update_entry(&mut self, key: &str, f: impl FnOnce(&mut OrEntry) -> bool) -> bool {
+        let (entry, old_hash) = match self.entries.remove_entry(key) {
+            Some((_, (entry, hash))) => (entry, Some(hash)),
+            None => (OrEntry::default(), None),
+        };
+        let mut entry = entry;
+        let changed = f(&mut entry);
+        if entry.is_empty() {
+            self.tree.update(key, old_hash, None);
+            return changed;
+        }
+        let hash = if changed {
+            let h = entry.hash(key);
+            self.tree.update(key, old_hash, Some(h));
+            h
+        } else {
+            old_hash.unwrap_or_else(|| entry.hash(key))
+        };
+        self.entries.insert(key.to_owned(), (entry, hash));
+        changed
+    }
+
+    /// All entries in no particular order.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &OrEntry)> {
+        self.entries.iter().map(|(k, (e, _))| (k.as_str(), e))
+    }
+
+    /// The Merkle tree over this map's entries.
+    pub fn merkle(&self) -> &MerkleTree {
+        &self.tree
+    }
+
+    /// The digests of the requested leaf buckets, for a Merkle diff.
+    pub fn leaf_digests(&self, buckets: &[MerklePath]) -> Vec<LeafDigest> {
+        merkle::leaf_digests(
+            &self.tree,
+            buckets,
+            self.entries.iter().map(|(k, (_, h))| (k.as_str(), *h)),
+        )
+    }
+
+    /// Drops tombstones older than `frontier`, a timestamp every replica is
+    /// known to have seen, and from then on ignores items and removals
+    /// older than it. Returns how many tombstones were dropped.
+    pub fn prune_tombstones(&mut self, frontier: Timestamp) -> usize {
+        self.pruned_before = self.pruned_before.max(frontier);
+        let keys: Vec<String> = self
+            .entries
+            .iter()
+            .filter(|(_, (e, _))| e.tombstones.first().is_some_and(|t| *t < frontier))
+            .map(|(k, _)| k.clone())
+            .collect();
+        let mut dropped = 0;
+        for key in keys {
+            self.update_entry(&key, |e| {
+                let before = e.tombstones.len();
+                e.tombstones.retain(|t| *t >= frontier);
+                dropped += before - e.tombstones.len();
+                true
+            });
+        }
+        dropped
+    }
+}
+
+impl PartialEq for OrMap {
+    fn eq(&self, other: &Self) -> bool {
+        self.entries.len() == other.entries.len()
+            && self
+                .entries
+                .iter()
+                .all(|(k, (e, _))| other.get(k) == Some(e))
+    }
+}

@@ -1,0 +1,322 @@
+//! Live-query predicates: filter, sort and limit over a map's records.
+//!
+//! The server evaluates these for `QUERY_SUB`, and the client can run the
+//! same query over its local replica, so both agree on what a query matches.
+
+use std::cmp::Ordering;
+
+use crate::value::Value;
+
+/// The pseudo-field that names the record's key rather than a value field.
+pub const KEY_FIELD: &str = "$key";
+
+/// The deepest nesting of `And`/`Or`/`Not` a filter may have; decoders refuse
+/// deeper filters.
+pub const MAX_FILTER_DEPTH: usize = 32;
+
+/// A comparison operator.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum CmpOp {
+    /// Equal.
+    Eq,
+    /// Not equal (also true when the field is missing).
+    Ne,
+    /// Less than.
+    Lt,
+    /// Less than or equal.
+    Lte,
+    /// Greater than.
+    Gt,
+    /// Greater than or equal.
+    Gte,
+}
+
+/// A predicate over one record. Fields are dotted paths into the value
+/// (`"address.city"`), or [`KEY_FIELD`] for the key.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Filter {
+    /// `field op value`. Ordering comparisons use [`Value::total_cmp`] and
+    /// are false when the field is missing or of another kind.
+    Compare {
+        /// The field path.
+        field: String,
+        /// The operator.
+        op: CmpOp,
+        /// The operand.
+        value: Value,
+    },
+    /// The field equals one of `values`.
+    In {
+        /// The field path.
+        field: String,
+        /// The accepted values.
+        values: Vec<Value>,
+    },
+    /// The field is present (and not null).
+    Exists {
+        /// The field path.
+        field: String,
+    },
+    /// The field is a string starting with `prefix`.
+    Prefix {
+        /// The field path.
+        field: String,
+        /// The required prefix.
+        prefix: String,
+    },
+    /// All of the filters hold (true when empty).
+    And(Vec<Filter>),
+    /// At least one of the filters holds (false when empty).
+    Or(Vec<Filter>),
+    /// The filter does not hold.
+    Not(Box<Filter>),
+}
+
+fn lookup<'a>(key: &'a Value, value: &'a Value, field: &str) -> Option<&'a Value> {
+    if field == KEY_FIELD {
+        Some(key)
+    } else {
+        value.get_path(field).filter(|v| !matches!(v, Value::Null))
+    }
+}
+
+fn same_kind(a: &Value, b: &Value) -> bool {
+    matches!(
+        (a, b),
+        (Value::Bool(_), Value::Bool(_))
+            | (
+                Value::Int(_) | Value::Float(_),
+                Value::Int(_) | Value::Float(_)
+            )
+            | (Value::String(_), Value::String(_))
+            | (Value::Array(_), Value::Array(_))
+            | (Value::Map(_), Value::Map(_))
+    )
+}
+
+impl Filter {
+    /// Whether the record `key` = `value` satisfies this filter.
+    pub fn matches(&self, key: &str, value: &Value) -> bool {
+        // The key is wrapped once per record, not per field lookup.
+        let key = Value::String(key.to_owned());
+        self.eval(&key, value)
+    }
+
+    fn eval(&self, key: &Value, value: &Value) -> bool {
+        match self {
+            Filter::Compare {
+                field,
+                op,
+                value: operand,
+            } => {
+                let Some(found) = lookup(key, value, field) else {
+                    return *op == CmpOp::Ne;
+                };
+                if !same_kind(found, operand) {
+                    return *op == CmpOp::Ne;
+                }
+                let ord = found.total_cmp(operand);
+                match op {
+                    CmpOp::Eq => ord == Ordering::Equal,
+                    CmpOp::Ne => ord != Ordering::Equal,
+                    CmpOp::Lt => ord == Ordering::Less,
+                    CmpOp::Lte => ord != Ordering::Greater,
+                    CmpOp::Gt => ord == Ordering::Greater,
+                    CmpOp::Gte => ord != Ordering::Less,
+                }
+            }
+            Filter::In { field, values } => lookup(key, value, field).is_some_and(|found| {
+                values
+                    .iter()
+                    .any(|v| same_kind(found, v) && found.total_cmp(v) == Ordering::Equal)
+            }),
+            Filter::Exists { field } => lookup(key, value, field).is_some(),
+            Filter::Prefix { field, prefix } => {
+                matches!(lookup(key, value, field), Some(Value::String(s)) if s.starts_with(prefix.as_str()))
+            }
+            Filter::And(all) => all.iter().all(|f| f.eval(key, value)),
+            Filter::Or(any) => any.iter().any(|f| f.eval(key, value)),
+            Filter::Not(f) => !f.eval(key, value),
+        }
+    }
+
+    /// Nesting depth: 1 for a leaf predicate.
+    pub fn depth(&self) -> usize {
+        match self {
+            Filter::And(fs) | Filter::Or(fs) => 1 + fs.iter().map(Filter::depth).max().unwrap_or(0),
+            Filter::Not(f) => 1 + f.depth(),
+            _ => 1,
+        }
+    }
+}
+
+/// One sort criterion.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SortKey {
+    /// The field path (or [`KEY_FIELD`]).
+    pub field: String,
+    /// Largest first when true.
+    pub descending: bool,
+}
+
+/// A live query over one map: which records, in what order, how many.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Query {
+    /// Records must satisfy this filter; `None` matches every record.
+    pub filter: Option<Filter>,
+    /// Sort criteria, most significant first; ties are broken by key.
+    pub sort: Vec<SortKey>,
+    /// At most this many records are in the result.
+    pub limit: Option<u32>,
+}
+
+impl Query {
+    /// Whether the record belongs to the result before the limit applies.
+    pub fn matches(&self, key: &str, value: &Value) -> bool {
+        self.filter.as_ref().is_none_or(|f| f.matches(key, value))
+    }
+
+    /// The result order: by each sort key in turn (missing fields first),
+    /// then by key, so the order is total.
+    pub fn compare(&self, a: (&str, &Value), b: (&str, &Value)) -> Ordering {
+        let (ka, kb) = (Value::String(a.0.to_owned()), Value::String(b.0.to_owned()));
+        for s in &self.sort {
+            let fa = lookup(&ka, a.1, &s.field).unwrap_or(&Value::Null);
+            let fb = lookup(&kb, b.1, &s.field).unwrap_or(&Value::Null);
+            let ord = fa.total_cmp(fb);
+            let ord = if s.descending { ord.reverse() } else { ord };
+            if ord.is_ne() {
+                return ord;
+            }
+        }
+        a.0.cmp(b.0)
+    }
+
+    /// Evaluates the query over `records` at once: filter, sort, limit.
+    pub fn run<'a>(
+        &self,
+        records: impl Iterator<Item = (&'a str, &'a Value)>,
+    ) -> Vec<(&'a str, &'a Value)> {
+        let mut out: Vec<_> = records.filter(|(k, v)| self.matches(k, v)).collect();
+        out.sort_by(|a, b| self.compare(*a, *b));
+        if let Some(limit) = self.limit {
+            out.truncate(limit as usize);
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn todo_item(title: &str, done: bool, prio: i64) -> Value {
+        Value::Map(
+            [
+                ("title".to_owned(), Value::from(title)),
+                ("done".to_owned(), Value::Bool(done)),
+                ("prio".to_owned(), Value::Int(prio)),
+            ]
+            .into_iter()
+            .collect(),
+        )
+    }
+
+    fn cmp(field: &str, op: CmpOp, value: impl Into<Value>) -> Filter {
+        Filter::Compare {
+            field: field.to_owned(),
+            op,
+            value: value.into(),
+        }
+    }
+
+    #[test]
+    fn filters_table() {
+        let v = todo_item("milk", false, 2);
+        let cases: Vec<(Filter, bool)> = vec![
+            (cmp("done", CmpOp::Eq, false), true),
+            (cmp("done", CmpOp::Eq, true), false),
+            (cmp("prio", CmpOp::Gt, 1i64), true),
+            (cmp("prio", CmpOp::Gte, 2.0), true),
+            (cmp("prio", CmpOp::Lt, 2i64), false),
+            (cmp("prio", CmpOp::Lte, 2i64), true),
+            (cmp("prio", CmpOp::Ne, 3i64), true),
+            // Different kinds never compare as ordered.
+            (cmp("prio", CmpOp::Gt, "1"), false),
+            (cmp("missing", CmpOp::Eq, 1i64), false),
+            (cmp("missing", CmpOp::Ne, 1i64), true),
+            (cmp(KEY_FIELD, CmpOp::Eq, "k1"), true),
+            (
+                Filter::In {
+                    field: "title".into(),
+                    values: vec!["eggs".into(), "milk".into()],
+                },
+                true,
+            ),
+            (
+                Filter::Exists {
+                    field: "title".into(),
+                },
+                true,
+            ),
+            (
+                Filter::Exists {
+                    field: "nope".into(),
+                },
+                false,
+            ),
+            (
+                Filter::Prefix {
+                    field: "title".into(),
+                    prefix: "mi".into(),
+                },
+                true,
+            ),
+            (Filter::And(vec![]), true),
+            (Filter::Or(vec![]), false),
+            (
+                Filter::And(vec![
+                    cmp("done", CmpOp::Eq, false),
+                    cmp("prio", CmpOp::Eq, 2i64),
+                ]),
+                true,
+            ),
+            (Filter::Not(Box::new(cmp("done", CmpOp::Eq, false))), false),
+        ];
+        for (f, expected) in cases {
+            assert_eq!(f.matches("k1", &v), expected, "{f:?}");
+        }
+    }
+
+    #[test]
+    fn run_filters_sorts_and_limits() {
+        let records = [
+            ("a".to_owned(), todo_item("x", false, 1)),
+            ("b".to_owned(), todo_item("y", true, 3)),
+            ("c".to_owned(), todo_item("z", false, 3)),
+            ("d".to_owned(), todo_item("w", false, 2)),
+        ];
+        let q = Query {
+            filter: Some(cmp("done", CmpOp::Eq, false)),
+            sort: vec![SortKey {
+                field: "prio".into(),
+                descending: true,
+            }],
+            limit: Some(2),
+        };
+        let keys: Vec<&str> = q
+            .run(records.iter().map(|(k, v)| (k.as_str(), v)))
+            .into_iter()
+            .map(|(k, _)| k)
+            .collect();
+        assert_eq!(keys, ["c", "d"]);
+    }
+
+    #[test]
+    fn depth_counts_combinators() {
+        let leaf = Filter::Exists { field: "a".into() };
+        assert_eq!(leaf.depth(), 1);
+        let nested = Filter::Not(Box::new(Filter::And(vec![leaf])));
+        assert_eq!(nested.depth(), 3);
+    }
+}

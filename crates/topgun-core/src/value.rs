@@ -1,0 +1,305 @@
+//! The values stored in maps: a JSON-shaped tree.
+
+use std::cmp::Ordering;
+use std::collections::BTreeMap;
+
+use xxhash_rust::xxh3::Xxh3;
+
+/// The deepest nesting of arrays and maps a [`Value`] may have. Decoders
+/// refuse anything deeper, so no input can exhaust the stack.
+pub const MAX_VALUE_DEPTH: usize = 64;
+
+/// A value stored under a key: the JSON data model, with integers and floats
+/// kept apart.
+///
+/// Floats are expected to be finite; the wire codecs refuse NaN and
+/// infinities, because JSON cannot carry them.
+#[derive(Clone, Debug, PartialEq, Default)]
+pub enum Value {
+    /// The absence of a value (JSON `null`). Not a deletion: deletions are
+    /// tombstones on the record.
+    #[default]
+    Null,
+    /// A boolean.
+    Bool(bool),
+    /// A signed 64-bit integer.
+    Int(i64),
+    /// A 64-bit float.
+    Float(f64),
+    /// A UTF-8 string.
+    String(String),
+    /// An ordered list of values.
+    Array(Vec<Value>),
+    /// Named fields, ordered by name so that equal maps hash equally.
+    Map(BTreeMap<String, Value>),
+}
+
+impl Value {
+    /// Nesting depth: 0 for a scalar, 1 for a flat array or map, and so on.
+    pub fn depth(&self) -> usize {
+        match self {
+            Value::Array(items) => 1 + items.iter().map(Value::depth).max().unwrap_or(0),
+            Value::Map(fields) => 1 + fields.values().map(Value::depth).max().unwrap_or(0),
+            _ => 0,
+        }
+    }
+
+    /// Looks up a dotted field path (`"address.city"`) inside nested maps.
+    /// The empty path is the value itself.
+    pub fn get_path(&self, path: &str) -> Option<&Value> {
+        if path.is_empty() {
+            return Some(self);
+        }
+        path.split('.').try_fold(self, |v, segment| match v {
+            Value::Map(fields) => fields.get(segment),
+            _ => None,
+        })
+    }
+
+    /// The field named `name` when this value is a map.
+    pub fn field(&self, name: &str) -> Option<&Value> {
+        match self {
+            Value::Map(fields) => fields.get(name),
+            _ => None,
+        }
+    }
+
+    /// An approximate in-memory size in bytes, used for value size limits
+    /// where the encoded size is not at hand.
+    pub fn approx_size(&self) -> usize {
+        match self {
+            Value::Null | Value::Bool(_) => 1,
+            Value::Int(_) | Value::Float(_) => 8,
+            Value::String(s) => s.len() + 8,
+            Value::Array(items) => 8 + items.iter().map(Value::approx_size).sum::<usize>(),
+            Value::Map(fields) => {
+                8 + fields
+                    .iter()
+                    .map(|(k, v)| k.len() + 8 + v.approx_size())
+                    .sum::<usize>()
+            }
+        }
+    }
+
+    /// A total order over values, for sorting query results: by kind
+    /// (null < bool < number < string < array < map), then by content.
+    /// Integers and floats compare numerically with each other.
+    pub fn total_cmp(&self, other: &Value) -> Ordering {
+        fn rank(v: &Value) -> u8 {
+            match v {
+                Value::Null => 0,
+                Value::Bool(_) => 1,
+                Value::Int(_) | Value::Float(_) => 2,
+                Value::String(_) => 3,
+                Value::Array(_) => 4,
+                Value::Map(_) => 5,
+            }
+        }
+        match (self, other) {
+            (Value::Bool(a), Value::Bool(b)) => a.cmp(b),
+            (Value::Int(a), Value::Int(b)) => a.cmp(b),
+            (Value::Float(a), Value::Float(b)) => a.total_cmp(b),
+            // Precision loss above 2^53 is acceptable for ordering.
+            #[allow(clippy::cast_precision_loss)]
+            (Value::Int(a), Value::Float(b)) => (*a as f64).total_cmp(b),
+            #[allow(clippy::cast_precision_loss)]
+            (Value::Float(a), Value::Int(b)) => a.total_cmp(&(*b as f64)),
+            (Value::String(a), Value::String(b)) => a.cmp(b),
+            (Value::Array(a), Value::Array(b)) => a
+                .iter()
+                .zip(b)
+                .map(|(x, y)| x.total_cmp(y))
+                .find(|o| o.is_ne())
+                .unwrap_or_else(|| a.len().cmp(&b.len())),
+            (Value::Map(a), Value::Map(b)) => a
+                .iter()
+                .zip(b)
+                .map(|((ka, va), (kb, vb))| ka.cmp(kb).then_with(|| va.total_cmp(vb)))
+                .find(|o| o.is_ne())
+                .unwrap_or_else(|| a.len().cmp(&b.len())),
+            _ => rank(self).cmp(&rank(other)),
+        }
+    }
+
+    /// Feeds the canonical byte form of this value into `hasher`.
+    ///
+    /// This is the one definition of a value's hash that every replica uses
+    /// for Merkle leaves (see `merkle`); changing it changes every Merkle
+    /// root, so golden vectors in the tests pin it.
+    pub fn hash_into(&self, hasher: &mut Xxh3) {
+        match self {
+            Value::Null => hasher.update(&[0]),
+            Value::Bool(b) => hasher.update(&[1, u8::from(*b)]),
+            Value::Int(i) => {
+                hasher.update(&[2]);
+                hasher.update(&i.to_le_bytes());
+            }
+            Value::Float(f) => {
+                hasher.update(&[3]);
+                hasher.update(&f.to_bits().to_le_bytes());
+            }
+            Value::String(s) => {
+                hasher.update(&[4]);
+                hash_str(hasher, s);
+            }
+            Value::Array(items) => {
+                hasher.update(&[5]);
+                hasher.update(&(items.len() as u64).to_le_bytes());
+                for item in items {
+                    item.hash_into(hasher);
+                }
+            }
+            Value::Map(fields) => {
+                hasher.update(&[6]);
+                hasher.update(&(fields.len() as u64).to_le_bytes());
+                for (k, v) in fields {
+                    hash_str(hasher, k);
+                    v.hash_into(hasher);
+                }
+            }
+        }
+    }
+}
+
+/// Feeds a length-prefixed string into `hasher`, so that adjacent strings can
+/// not be confused (`"ab" + "c"` differs from `"a" + "bc"`).
+pub(crate) fn hash_str(hasher: &mut Xxh3, s: &str) {
+    hasher.update(&(s.len() as u64).to_le_bytes());
+    hasher.update(s.as_bytes());
+}
+
+impl From<bool> for Value {
+    fn from(v: bool) -> Self {
+        Value::Bool(v)
+    }
+}
+
+impl From<i64> for Value {
+    fn from(v: i64) -> Self {
+        Value::Int(v)
+    }
+}
+
+impl From<f64> for Value {
+    fn from(v: f64) -> Self {
+        Value::Float(v)
+    }
+}
+
+impl From<&str> for Value {
+    fn from(v: &str) -> Self {
+        Value::String(v.to_owned())
+    }
+}
+
+impl From<String> for Value {
+    fn from(v: String) -> Self {
+        Value::String(v)
+    }
+}
+
+impl From<Vec<Value>> for Value {
+    fn from(v: Vec<Value>) -> Self {
+        Value::Array(v)
+    }
+}
+
+impl From<BTreeMap<String, Value>> for Value {
+    fn from(v: BTreeMap<String, Value>) -> Self {
+        Value::Map(v)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn map(fields: &[(&str, Value)]) -> Value {
+        Value::Map(
+            fields
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), v.clone()))
+                .collect(),
+        )
+    }
+
+    #[test]
+    fn depth_counts_nesting() {
+        assert_eq!(Value::Int(1).depth(), 0);
+        assert_eq!(Value::Array(vec![]).depth(), 1);
+        assert_eq!(map(&[("a", Value::Array(vec![Value::Null]))]).depth(), 2);
+    }
+
+    #[test]
+    fn get_path_walks_maps() {
+        let v = map(&[("a", map(&[("b", Value::Int(7))]))]);
+        assert_eq!(v.get_path("a.b"), Some(&Value::Int(7)));
+        assert_eq!(v.get_path("a.c"), None);
+        assert_eq!(v.get_path("a.b.c"), None);
+        assert_eq!(v.get_path(""), Some(&v));
+    }
+
+    #[test]
+    fn total_cmp_orders_kinds_then_content() {
+        let ordered = [
+            Value::Null,
+            Value::Bool(false),
+            Value::Bool(true),
+            Value::Int(-3),
+            Value::Float(-2.5),
+            Value::Int(2),
+            Value::Float(2.5),
+            Value::from("a"),
+            Value::from("b"),
+            Value::Array(vec![Value::Int(1)]),
+            Value::Array(vec![Value::Int(1), Value::Int(0)]),
+            map(&[("a", Value::Int(1))]),
+        ];
+        for w in ordered.windows(2) {
+            assert_eq!(
+                w[0].total_cmp(&w[1]),
+                Ordering::Less,
+                "{:?} < {:?}",
+                w[0],
+                w[1]
+            );
+            assert_eq!(w[1].total_cmp(&w[0]), Ordering::Greater);
+        }
+    }
+
+    fn hash(v: &Value) -> u64 {
+        let mut h = Xxh3::new();
+        v.hash_into(&mut h);
+        h.digest()
+    }
+
+    #[test]
+    fn hashes_distinguish_kinds_and_boundaries() {
+        assert_ne!(hash(&Value::Int(1)), hash(&Value::Float(1.0)));
+        assert_ne!(hash(&Value::from("1")), hash(&Value::Int(1)));
+        let ab_c = Value::Array(vec![Value::from("ab"), Value::from("c")]);
+        let a_bc = Value::Array(vec![Value::from("a"), Value::from("bc")]);
+        assert_ne!(hash(&ab_c), hash(&a_bc));
+    }
+
+    /// Golden vectors: the canonical hash is part of the sync protocol
+    /// (every replica must compute the same Merkle leaves), so a change
+    /// here must be deliberate.
+    #[test]
+    fn canonical_hash_golden_vectors() {
+        const GOLDEN_NULL: u64 = 0xc44b_dff4_074e_ecdb;
+        const GOLDEN_INT: u64 = 0xa21e_1a86_7f97_0bec;
+        const GOLDEN_MAP: u64 = 0xe716_2c06_95df_1b28;
+        let cases = [
+            (Value::Null, GOLDEN_NULL),
+            (Value::Int(42), GOLDEN_INT),
+            (
+                map(&[("title", Value::from("milk")), ("done", Value::Bool(false))]),
+                GOLDEN_MAP,
+            ),
+        ];
+        for (v, expected) in cases {
+            assert_eq!(hash(&v), expected, "{v:?}: {:#018x}", hash(&v));
+        }
+    }
+}

@@ -1,0 +1,1 @@
+//! TopGun-RS wire protocol (being written).
