@@ -1,1 +1,2 @@
-
+//! B2: encoding and decoding `OP_BATCH` (being written with the protocol crate).
+fn main() {}
