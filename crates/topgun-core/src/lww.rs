@@ -16,8 +16,9 @@ pub enum MergeOutcome {
     Inserted,
     /// The record won over the stored one, which is returned.
     Replaced(LwwRecord),
-    /// The stored record has an equal or greater timestamp (or the incoming
-    /// tombstone predates the pruning frontier); nothing changed.
+    /// The stored record has an equal or greater timestamp, or the key is
+    /// absent and the record predates the pruning frontier (it was superseded
+    /// by a pruned tombstone); nothing changed.
     Ignored,
 }
 
@@ -99,9 +100,11 @@ impl LwwMap {
             let old = std::mem::replace(&mut entry.record, record);
             return MergeOutcome::Replaced(old);
         }
-        if record.is_tombstone() && record.timestamp < self.pruned_before {
-            // Every replica saw this removal before it was pruned; storing
-            // it again would only resurrect garbage.
+        if record.timestamp < self.pruned_before {
+            // Every replica saw every write older than the frontier, this one
+            // included, so a key absent here lost that write to a tombstone
+            // that has since been pruned. Storing the record would resurrect
+            // the key (for a put) or garbage (for a tombstone).
             return MergeOutcome::Ignored;
         }
         self.tree.update(key.as_ref(), None, Some(hash));
@@ -144,10 +147,15 @@ impl LwwMap {
         )
     }
 
-    /// Removes tombstones older than `frontier`, a timestamp every replica is
-    /// known to have seen, and remembers the frontier so that such
-    /// tombstones are not stored again when a lagging peer sends them.
+    /// Removes tombstones older than `frontier`, and remembers the frontier
+    /// so that records older than it are not stored again for an absent key
+    /// when a lagging peer or a late duplicate message carries them.
     /// Returns how many were removed.
+    ///
+    /// `frontier` must be a timestamp below which every replica has seen
+    /// every write, and below which no replica will issue new ones (at most
+    /// the smallest [`crate::Hlc::last`] of all replicas). A frontier that
+    /// is too high makes this replica drop writes it never saw.
     pub fn prune_tombstones(&mut self, frontier: Timestamp) -> usize {
         let before = self.records.len();
         let tree = &mut self.tree;
@@ -214,3 +222,6 @@ pub(crate) fn hash_ttl(h: &mut Xxh3, ttl: Option<u64>) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;
