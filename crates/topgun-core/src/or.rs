@@ -228,9 +228,13 @@ impl OrMap {
         )
     }
 
-    /// Drops tombstones older than `frontier`, a timestamp every replica is
-    /// known to have seen, and from then on ignores items and removals
-    /// older than it. Returns how many tombstones were dropped.
+    /// Drops tombstones older than `frontier` and from then on ignores items
+    /// and removals older than it. Returns how many tombstones were dropped.
+    ///
+    /// `frontier` must be a timestamp below which every replica has seen
+    /// every write, and below which no replica will issue new ones (at most
+    /// the smallest [`crate::Hlc::last`] of all replicas). A frontier that
+    /// is too high makes this replica drop adds it never saw.
     pub fn prune_tombstones(&mut self, frontier: Timestamp) -> usize {
         self.pruned_before = self.pruned_before.max(frontier);
         let keys: Vec<String> = self
@@ -261,3 +265,6 @@ impl PartialEq for OrMap {
                 .all(|(k, (e, _))| other.get(k) == Some(e))
     }
 }
+
+#[cfg(test)]
+mod tests;
