@@ -3,6 +3,8 @@
 //! - `ci`: what CI runs, in order: `cargo fmt --check`, `cargo clippy
 //!   --all-targets -D warnings`, the whole test suite, and rustdoc with
 //!   warnings denied.
+//! - `certs [--out DIR] [--nodes N] [--days D] [--san NAME].. [--force]`:
+//!   a development PKI (see `xtask::certs`).
 //! - `bench [NAME] [--quick]`: the benchmarks of the performance guide, each
 //!   printing the limit it is measured against beside its figure.
 
@@ -34,6 +36,16 @@ fn run(args: Vec<String>) -> Result<()> {
     match cmd {
         "ci" => ci(),
         "bench" => bench(rest),
+        "certs" if rest.iter().any(|a| a == "--help" || a == "-h") => {
+            println!("{}", xtask::certs::usage());
+            Ok(())
+        }
+        "certs" => {
+            let opts = xtask::certs::parse_args(rest)?;
+            let written = xtask::certs::generate(&opts)?;
+            print!("{}", xtask::certs::summary(&opts, &written));
+            Ok(())
+        }
         "help" | "--help" | "-h" => {
             println!("{}", usage());
             Ok(())
@@ -47,7 +59,8 @@ fn usage() -> String {
         "usage: cargo xtask <command>\n\n\
          commands:\n  \
          ci                     fmt --check, clippy -D warnings, all tests, rustdoc -D warnings\n  \
-         bench [NAME] [--quick] run the benchmarks (all, or one by id)\n\nbenchmarks:\n",
+         bench [NAME] [--quick] run the benchmarks (all, or one by id)\n  \
+         certs [OPTIONS]        write a development PKI (cargo xtask certs --help)\n\nbenchmarks:\n",
     );
     for (id, _, what) in BENCHES {
         s.push_str(&format!("  {id:<4} {what}\n"));

@@ -1,0 +1,3 @@
+//! Library half of `xtask`: chores that tests reuse (the development PKI).
+
+pub mod certs;
