@@ -40,10 +40,20 @@ impl MerklePath {
     pub const ROOT: MerklePath = MerklePath { level: 0, index: 0 };
 
     /// The `c`-th child of this node (`c < 16`).
+    ///
+    /// Never panics, since paths arrive from peers: when the child's index
+    /// does not fit, the result has level `u8::MAX`, which no tree contains.
     pub fn child(self, c: u32) -> MerklePath {
-        MerklePath {
-            level: self.level + 1,
-            index: self.index * FANOUT as u32 + c,
+        let index = self
+            .index
+            .checked_mul(FANOUT as u32)
+            .and_then(|i| i.checked_add(c));
+        match (self.level.checked_add(1), index) {
+            (Some(level), Some(index)) => MerklePath { level, index },
+            _ => MerklePath {
+                level: u8::MAX,
+                index: self.index,
+            },
         }
     }
 }
@@ -282,3 +292,6 @@ pub fn leaf_digests<'a>(
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests;
