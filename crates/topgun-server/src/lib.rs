@@ -1,6 +1,9 @@
 //! The client-facing TopGun-RS server: WebSocket/TLS transport, JWT
-//! authentication, the RBAC tower layer, the write pipeline, durable storage,
-//! the admin API and the `topgun-server` binary.
+//! authentication, the write pipeline, durable storage, live queries, and the
+//! `topgun-server` binary.
 //!
-//! Not built yet: this crate root only reserves the name and its place in the
-//! dependency graph. See the server issue and `ARCHITECTURE.md`.
+//! Being built (server issue): modules land one by one; this root lists
+//! only those that exist.
+
+pub mod auth;
+pub mod store;

@@ -1,0 +1,1 @@
+//! Durable storage behind the `Store` seam (being written).
