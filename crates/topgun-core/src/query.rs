@@ -72,11 +72,62 @@ pub enum Filter {
     Not(Box<Filter>),
 }
 
-fn lookup<'a>(key: &'a Value, value: &'a Value, field: &str) -> Option<&'a Value> {
+/// A field found in a record: the record's key or a part of its value.
+/// The key is borrowed as it is, so evaluating a filter allocates nothing.
+#[derive(Clone, Copy, Debug)]
+enum Found<'a> {
+    /// The record's key ([`KEY_FIELD`]); behaves as a string value.
+    Key(&'a str),
+    /// A (non-null) part of the value.
+    Value(&'a Value),
+}
+
+/// What a missing field sorts as.
+static NULL: Value = Value::Null;
+
+impl<'a> Found<'a> {
+    /// Whether this and `other` are of comparable kinds.
+    fn same_kind(self, other: &Value) -> bool {
+        match self {
+            Found::Key(_) => matches!(other, Value::String(_)),
+            Found::Value(v) => same_kind(v, other),
+        }
+    }
+
+    /// [`Value::total_cmp`] against an operand.
+    fn cmp_value(self, other: &Value) -> Ordering {
+        match self {
+            Found::Key(k) => Value::cmp_str_with(k, other),
+            Found::Value(v) => v.total_cmp(other),
+        }
+    }
+
+    /// [`Value::total_cmp`] between two found fields.
+    fn cmp(self, other: Found<'_>) -> Ordering {
+        match (self, other) {
+            (Found::Key(a), Found::Key(b)) => a.cmp(b),
+            (a, Found::Value(b)) => a.cmp_value(b),
+            (Found::Value(a), Found::Key(b)) => Value::cmp_str_with(b, a).reverse(),
+        }
+    }
+
+    fn as_str(self) -> Option<&'a str> {
+        match self {
+            Found::Key(k) => Some(k),
+            Found::Value(Value::String(s)) => Some(s),
+            Found::Value(_) => None,
+        }
+    }
+}
+
+fn lookup<'a>(key: &'a str, value: &'a Value, field: &str) -> Option<Found<'a>> {
     if field == KEY_FIELD {
-        Some(key)
+        Some(Found::Key(key))
     } else {
-        value.get_path(field).filter(|v| !matches!(v, Value::Null))
+        value
+            .get_path(field)
+            .filter(|v| !matches!(v, Value::Null))
+            .map(Found::Value)
     }
 }
 
@@ -97,12 +148,6 @@ fn same_kind(a: &Value, b: &Value) -> bool {
 impl Filter {
     /// Whether the record `key` = `value` satisfies this filter.
     pub fn matches(&self, key: &str, value: &Value) -> bool {
-        // The key is wrapped once per record, not per field lookup.
-        let key = Value::String(key.to_owned());
-        self.eval(&key, value)
-    }
-
-    fn eval(&self, key: &Value, value: &Value) -> bool {
         match self {
             Filter::Compare {
                 field,
@@ -112,10 +157,10 @@ impl Filter {
                 let Some(found) = lookup(key, value, field) else {
                     return *op == CmpOp::Ne;
                 };
-                if !same_kind(found, operand) {
+                if !found.same_kind(operand) {
                     return *op == CmpOp::Ne;
                 }
-                let ord = found.total_cmp(operand);
+                let ord = found.cmp_value(operand);
                 match op {
                     CmpOp::Eq => ord == Ordering::Equal,
                     CmpOp::Ne => ord != Ordering::Equal,
@@ -128,15 +173,15 @@ impl Filter {
             Filter::In { field, values } => lookup(key, value, field).is_some_and(|found| {
                 values
                     .iter()
-                    .any(|v| same_kind(found, v) && found.total_cmp(v) == Ordering::Equal)
+                    .any(|v| found.same_kind(v) && found.cmp_value(v) == Ordering::Equal)
             }),
             Filter::Exists { field } => lookup(key, value, field).is_some(),
-            Filter::Prefix { field, prefix } => {
-                matches!(lookup(key, value, field), Some(Value::String(s)) if s.starts_with(prefix.as_str()))
-            }
-            Filter::And(all) => all.iter().all(|f| f.eval(key, value)),
-            Filter::Or(any) => any.iter().any(|f| f.eval(key, value)),
-            Filter::Not(f) => !f.eval(key, value),
+            Filter::Prefix { field, prefix } => lookup(key, value, field)
+                .and_then(Found::as_str)
+                .is_some_and(|s| s.starts_with(prefix.as_str())),
+            Filter::And(all) => all.iter().all(|f| f.matches(key, value)),
+            Filter::Or(any) => any.iter().any(|f| f.matches(key, value)),
+            Filter::Not(f) => !f.matches(key, value),
         }
     }
 
@@ -179,11 +224,10 @@ impl Query {
     /// The result order: by each sort key in turn (missing fields first),
     /// then by key, so the order is total.
     pub fn compare(&self, a: (&str, &Value), b: (&str, &Value)) -> Ordering {
-        let (ka, kb) = (Value::String(a.0.to_owned()), Value::String(b.0.to_owned()));
         for s in &self.sort {
-            let fa = lookup(&ka, a.1, &s.field).unwrap_or(&Value::Null);
-            let fb = lookup(&kb, b.1, &s.field).unwrap_or(&Value::Null);
-            let ord = fa.total_cmp(fb);
+            let fa = lookup(a.0, a.1, &s.field).unwrap_or(Found::Value(&NULL));
+            let fb = lookup(b.0, b.1, &s.field).unwrap_or(Found::Value(&NULL));
+            let ord = fa.cmp(fb);
             let ord = if s.descending { ord.reverse() } else { ord };
             if ord.is_ne() {
                 return ord;

@@ -83,27 +83,23 @@ impl Value {
 
     /// A total order over values, for sorting query results: by kind
     /// (null < bool < number < string < array < map), then by content.
-    /// Integers and floats compare numerically with each other.
+    ///
+    /// Integers and floats compare by their exact numeric value (so
+    /// `Int(2^53 + 1) > Float(2^53)`, and `-0.0`, `0.0` and `Int(0)` are
+    /// equal); infinities lie beyond every integer, and the NaNs that the
+    /// codecs refuse still get a place (negative NaNs first, positive NaNs
+    /// last) so that the order stays total whatever a value holds. A total
+    /// order matters: sorting with an inconsistent comparator gives an
+    /// unspecified order and may panic.
     pub fn total_cmp(&self, other: &Value) -> Ordering {
-        fn rank(v: &Value) -> u8 {
-            match v {
-                Value::Null => 0,
-                Value::Bool(_) => 1,
-                Value::Int(_) | Value::Float(_) => 2,
-                Value::String(_) => 3,
-                Value::Array(_) => 4,
-                Value::Map(_) => 5,
-            }
-        }
         match (self, other) {
             (Value::Bool(a), Value::Bool(b)) => a.cmp(b),
             (Value::Int(a), Value::Int(b)) => a.cmp(b),
+            // IEEE equality first, so that the two zeros are one number.
+            (Value::Float(a), Value::Float(b)) if a == b => Ordering::Equal,
             (Value::Float(a), Value::Float(b)) => a.total_cmp(b),
-            // Precision loss above 2^53 is acceptable for ordering.
-            #[allow(clippy::cast_precision_loss)]
-            (Value::Int(a), Value::Float(b)) => (*a as f64).total_cmp(b),
-            #[allow(clippy::cast_precision_loss)]
-            (Value::Float(a), Value::Int(b)) => a.total_cmp(&(*b as f64)),
+            (Value::Int(a), Value::Float(b)) => cmp_int_float(*a, *b),
+            (Value::Float(a), Value::Int(b)) => cmp_int_float(*b, *a).reverse(),
             (Value::String(a), Value::String(b)) => a.cmp(b),
             (Value::Array(a), Value::Array(b)) => a
                 .iter()
@@ -117,7 +113,29 @@ impl Value {
                 .map(|((ka, va), (kb, vb))| ka.cmp(kb).then_with(|| va.total_cmp(vb)))
                 .find(|o| o.is_ne())
                 .unwrap_or_else(|| a.len().cmp(&b.len())),
-            _ => rank(self).cmp(&rank(other)),
+            _ => self.kind_rank().cmp(&other.kind_rank()),
+        }
+    }
+
+    /// Compares the string `s` with `other` exactly as
+    /// `Value::String(s.to_owned()).total_cmp(other)` would, without
+    /// allocating.
+    pub(crate) fn cmp_str_with(s: &str, other: &Value) -> Ordering {
+        match other {
+            Value::String(o) => s.cmp(o),
+            _ => KIND_RANK_STRING.cmp(&other.kind_rank()),
+        }
+    }
+
+    /// The kind's place in [`Value::total_cmp`].
+    fn kind_rank(&self) -> u8 {
+        match self {
+            Value::Null => 0,
+            Value::Bool(_) => 1,
+            Value::Int(_) | Value::Float(_) => 2,
+            Value::String(_) => KIND_RANK_STRING,
+            Value::Array(_) => 4,
+            Value::Map(_) => 5,
         }
     }
 
@@ -159,6 +177,43 @@ impl Value {
             }
         }
     }
+}
+
+const KIND_RANK_STRING: u8 = 3;
+
+/// Compares an integer with a float by exact numeric value.
+fn cmp_int_float(i: i64, f: f64) -> Ordering {
+    // 2^63 is exactly representable; every i64 lies in [-2^63, 2^63).
+    const TWO_POW_63: f64 = 9_223_372_036_854_775_808.0;
+    if f.is_nan() {
+        // Where f64::total_cmp puts NaNs: beyond the infinities.
+        return if f.is_sign_negative() {
+            Ordering::Greater
+        } else {
+            Ordering::Less
+        };
+    }
+    if f >= TWO_POW_63 {
+        return Ordering::Less;
+    }
+    if f < -TWO_POW_63 {
+        return Ordering::Greater;
+    }
+    let whole = f.trunc();
+    // In range, and an integer-valued float, so the cast is exact.
+    #[allow(clippy::cast_possible_truncation)]
+    let whole_int = whole as i64;
+    i.cmp(&whole_int).then_with(|| {
+        // Same integer part: the float's fraction (exact) decides.
+        let fraction = f - whole;
+        if fraction > 0.0 {
+            Ordering::Less
+        } else if fraction < 0.0 {
+            Ordering::Greater
+        } else {
+            Ordering::Equal
+        }
+    })
 }
 
 /// Feeds a length-prefixed string into `hasher`, so that adjacent strings can

@@ -90,3 +90,139 @@ fn canonical_hash_golden_vectors() {
         assert_eq!(hash(&v), expected, "{v:?}: {:#018x}", hash(&v));
     }
 }
+
+/// Numbers that stress the comparison of integers with floats: around
+/// 2^53 (where f64 stops being exact), at the i64 limits, signed zeros,
+/// infinities, NaNs and fractions.
+fn edge_numbers() -> Vec<Value> {
+    const TWO_53: i64 = 1 << 53;
+    let ints = [
+        i64::MIN,
+        i64::MIN + 1,
+        -TWO_53 - 1,
+        -1,
+        0,
+        1,
+        2,
+        TWO_53,
+        TWO_53 + 1,
+        i64::MAX - 1,
+        i64::MAX,
+    ];
+    let floats = [
+        f64::NEG_INFINITY,
+        -9_223_372_036_854_775_808.0,
+        -1.5,
+        -0.5,
+        -0.0,
+        0.0,
+        0.5,
+        1.0,
+        1.5,
+        9_007_199_254_740_992.0,
+        9_007_199_254_740_994.0,
+        9_223_372_036_854_775_808.0,
+        f64::INFINITY,
+        f64::NAN,
+        -f64::NAN,
+    ];
+    ints.into_iter()
+        .map(Value::Int)
+        .chain(floats.into_iter().map(Value::Float))
+        .collect()
+}
+
+fn assert_total_order(a: &Value, b: &Value, c: &Value) {
+    assert_eq!(a.total_cmp(a), Ordering::Equal, "{a:?} vs itself");
+    assert_eq!(
+        a.total_cmp(b),
+        b.total_cmp(a).reverse(),
+        "{a:?} vs {b:?} is not antisymmetric"
+    );
+    let (ab, bc, ac) = (a.total_cmp(b), b.total_cmp(c), a.total_cmp(c));
+    if ab.is_le() && bc.is_le() {
+        assert!(ac.is_le(), "{a:?} <= {b:?} <= {c:?} but {a:?} > {c:?}");
+    }
+    if ab.is_eq() && bc.is_eq() {
+        assert!(ac.is_eq(), "{a:?} = {b:?} = {c:?} but {a:?} {ac:?} {c:?}");
+    }
+}
+
+/// `total_cmp` must be a total order (query results are sorted with it,
+/// and Rust's sort may panic on an inconsistent comparator). Every triple
+/// of edge numbers, integers and floats mixed.
+#[test]
+fn total_cmp_is_a_total_order_on_numbers() {
+    let numbers = edge_numbers();
+    for a in &numbers {
+        for b in &numbers {
+            for c in &numbers {
+                assert_total_order(a, b, c);
+            }
+        }
+    }
+}
+
+fn any_value() -> impl proptest::strategy::Strategy<Value = Value> {
+    use proptest::prelude::*;
+    let leaf = prop_oneof![
+        Just(Value::Null),
+        any::<bool>().prop_map(Value::Bool),
+        proptest::sample::select(edge_numbers()),
+        "[ab]{0,2}".prop_map(Value::String),
+    ];
+    leaf.prop_recursive(2, 8, 3, |inner| {
+        prop_oneof![
+            proptest::collection::vec(inner.clone(), 0..3).prop_map(Value::Array),
+            proptest::collection::btree_map("[ab]", inner, 0..3).prop_map(Value::Map),
+        ]
+    })
+}
+
+proptest::proptest! {
+    /// The same for nested values, where the order is lexicographic.
+    #[test]
+    fn total_cmp_is_a_total_order(a in any_value(), b in any_value(), c in any_value()) {
+        assert_total_order(&a, &b, &c);
+    }
+}
+
+#[test]
+fn integers_and_floats_compare_exactly() {
+    use Ordering::{Equal, Greater, Less};
+    let cases = [
+        (Value::Int(1), Value::Float(1.0), Equal),
+        (Value::Int(0), Value::Float(-0.0), Equal),
+        (Value::Float(-0.0), Value::Float(0.0), Equal),
+        (Value::Int(1), Value::Float(1.5), Less),
+        (Value::Int(-1), Value::Float(-1.5), Greater),
+        // 2^53 + 1 is not a float; it still compares above 2^53.
+        (
+            Value::Int((1 << 53) + 1),
+            Value::Float(9_007_199_254_740_992.0),
+            Greater,
+        ),
+        (
+            Value::Int(i64::MAX),
+            Value::Float(9_223_372_036_854_775_808.0),
+            Less,
+        ),
+        (
+            Value::Int(i64::MIN),
+            Value::Float(-9_223_372_036_854_775_808.0),
+            Equal,
+        ),
+        (
+            Value::Int(i64::MIN),
+            Value::Float(f64::NEG_INFINITY),
+            Greater,
+        ),
+        (Value::Int(i64::MAX), Value::Float(f64::INFINITY), Less),
+        (Value::Int(i64::MAX), Value::Float(f64::NAN), Less),
+        (Value::Int(i64::MIN), Value::Float(-f64::NAN), Greater),
+    ];
+    for (a, b, expected) in cases {
+        assert_eq!(a.total_cmp(&b), expected, "{a:?} vs {b:?}");
+        assert_eq!(b.total_cmp(&a), expected.reverse(), "{b:?} vs {a:?}");
+    }
+}
