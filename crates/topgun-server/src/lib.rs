@@ -6,4 +6,6 @@
 //! only those that exist.
 
 pub mod auth;
+pub mod config;
 pub mod store;
+pub mod tls;
