@@ -7,5 +7,6 @@
 
 pub mod auth;
 pub mod config;
+pub mod metrics;
 pub mod store;
 pub mod tls;
