@@ -4,7 +4,8 @@
 //! vocabulary the other crates share.
 //!
 //! Main types: [`Hlc`] and [`Timestamp`]; [`LwwMap`] and [`OrMap`]; [`MerkleTree`];
-//! [`Value`], [`LwwRecord`], [`OrItem`], [`OpKind`] and [`CallerOrigin`].
+//! [`Value`], [`LwwRecord`], [`OrItem`], [`OrTombstone`], [`OpKind`] and
+//! [`CallerOrigin`].
 //!
 //! Non-goals: this crate performs no I/O, never reads a clock (time is always
 //! a parameter), spawns no tasks and knows nothing of the wire format; it has
@@ -23,5 +24,5 @@ pub use lww::LwwMap;
 pub use merkle::{MerklePath, MerkleTree};
 pub use or::{OrEntry, OrMap};
 pub use query::{CmpOp, Filter, Query, SortKey};
-pub use record::{CallerOrigin, LwwRecord, MapKind, OpKind, OrItem};
+pub use record::{CallerOrigin, LwwRecord, MapKind, OpKind, OrItem, OrTombstone};
 pub use value::{MAX_VALUE_DEPTH, Value};

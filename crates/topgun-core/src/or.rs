@@ -1,38 +1,43 @@
 //! The observed-remove map: many values per key, add wins over a concurrent
 //! remove.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::btree_map::Entry;
+use std::collections::{BTreeMap, HashMap};
 
 use xxhash_rust::xxh3::Xxh3;
 
 use crate::hlc::Timestamp;
 use crate::lww::{hash_timestamp, hash_ttl};
 use crate::merkle::{self, LeafDigest, MerkleError, MerklePath, MerkleTree};
-use crate::record::OrItem;
+use crate::record::{OrItem, OrTombstone};
 use crate::value::{Value, hash_str};
 
 /// Everything one replica knows about one key of an [`OrMap`]: the items it
-/// holds and the tags it has seen removed.
+/// holds and the tags it has seen removed, with when they were removed.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct OrEntry {
     items: BTreeMap<Timestamp, OrItem>,
-    tombstones: BTreeSet<Timestamp>,
+    /// Removed tag -> the latest removal's timestamp.
+    tombstones: BTreeMap<Timestamp, Timestamp>,
 }
 
 impl OrEntry {
-    /// Rebuilds an entry from its parts (as received from a peer). Items
-    /// whose tag is among the tombstones are dropped.
+    /// Rebuilds an entry from its parts (as received from a peer), merging
+    /// them as [`OrMap::merge_entry`] would: items whose tag is among the
+    /// tombstones are dropped, and a tag listed twice keeps its latest
+    /// removal time.
     pub fn from_parts(
         items: impl IntoIterator<Item = OrItem>,
-        tombstones: impl IntoIterator<Item = Timestamp>,
+        tombstones: impl IntoIterator<Item = OrTombstone>,
     ) -> Self {
-        let tombstones: BTreeSet<Timestamp> = tombstones.into_iter().collect();
-        let items = items
-            .into_iter()
-            .filter(|i| !tombstones.contains(&i.tag))
-            .map(|i| (i.tag, i))
-            .collect();
-        OrEntry { items, tombstones }
+        let mut entry = OrEntry::default();
+        for t in tombstones {
+            entry.remove(t.tag, t.removed_at, Timestamp::ZERO);
+        }
+        for item in items {
+            entry.add(item, Timestamp::ZERO);
+        }
+        entry
     }
 
     /// The items, ordered by tag.
@@ -40,9 +45,12 @@ impl OrEntry {
         self.items.values()
     }
 
-    /// The removed tags, ordered.
-    pub fn tombstones(&self) -> impl ExactSizeIterator<Item = &Timestamp> {
-        self.tombstones.iter()
+    /// The tombstones, ordered by tag.
+    pub fn tombstones(&self) -> impl ExactSizeIterator<Item = OrTombstone> + '_ {
+        self.tombstones.iter().map(|(tag, removed_at)| OrTombstone {
+            tag: *tag,
+            removed_at: *removed_at,
+        })
     }
 
     /// The values visible at physical time `now_millis`, ordered by tag.
@@ -61,7 +69,7 @@ impl OrEntry {
     /// older than `frontier` (then every replica already saw it, so its
     /// absence here means it was removed). Returns whether it was added.
     fn add(&mut self, item: OrItem, frontier: Timestamp) -> bool {
-        if self.tombstones.contains(&item.tag)
+        if self.tombstones.contains_key(&item.tag)
             || self.items.contains_key(&item.tag)
             || item.tag < frontier
         {
@@ -71,9 +79,33 @@ impl OrEntry {
         true
     }
 
-    fn remove(&mut self, tag: Timestamp, frontier: Timestamp) -> (bool, Option<OrItem>) {
+    /// Removes the item tagged `tag` (present or not yet seen) and records
+    /// the removal, keeping the latest removal time per tag, unless the
+    /// removal predates `frontier` (then every replica has already seen it).
+    /// Returns whether the entry changed, and the removed item.
+    fn remove(
+        &mut self,
+        tag: Timestamp,
+        removed_at: Timestamp,
+        frontier: Timestamp,
+    ) -> (bool, Option<OrItem>) {
+        // A removal follows the add it observed. Clamping keeps a bogus
+        // removal time from getting the tombstone pruned while the add it
+        // blocks is still newer than the frontier.
+        let removed_at = removed_at.max(tag);
         let removed = self.items.remove(&tag);
-        let recorded = tag >= frontier && self.tombstones.insert(tag);
+        let recorded = removed_at >= frontier
+            && match self.tombstones.entry(tag) {
+                Entry::Vacant(v) => {
+                    v.insert(removed_at);
+                    true
+                }
+                Entry::Occupied(mut o) if *o.get() < removed_at => {
+                    o.insert(removed_at);
+                    true
+                }
+                Entry::Occupied(_) => false,
+            };
         (recorded || removed.is_some(), removed)
     }
 
@@ -88,16 +120,17 @@ impl OrEntry {
             item.value.hash_into(&mut h);
         }
         h.update(&(self.tombstones.len() as u64).to_le_bytes());
-        for tag in &self.tombstones {
+        for (tag, removed_at) in &self.tombstones {
             hash_timestamp(&mut h, tag);
+            hash_timestamp(&mut h, removed_at);
         }
         h.digest()
     }
 }
 
 /// The Merkle entry hash of one observed-remove key: covers the key, every
-/// item (tag, TTL, value) and every tombstone, in tag order. One definition,
-/// used by every replica.
+/// item (tag, TTL, value) and every tombstone (tag, removal time), in tag
+/// order. One definition, used by every replica.
 pub fn entry_hash(key: &str, entry: &OrEntry) -> u64 {
     entry.hash(key)
 }
@@ -150,14 +183,16 @@ impl OrMap {
 
     /// Removes the items with the given tags from `key`, recording the tags
     /// as tombstones (even for items not seen yet, which may still arrive).
-    /// Returns the items that were present.
-    pub fn remove(&mut self, key: &str, tags: &[Timestamp]) -> Vec<OrItem> {
+    /// `removed_at` is the removal's own timestamp, issued by the remover's
+    /// clock: tombstones are pruned by it, since an item may be removed long
+    /// after it was added. Returns the items that were present.
+    pub fn remove(&mut self, key: &str, tags: &[Timestamp], removed_at: Timestamp) -> Vec<OrItem> {
         let frontier = self.pruned_before;
         let mut removed = Vec::new();
         self.update_entry(key, |e| {
             let mut changed = false;
             for tag in tags {
-                let (c, item) = e.remove(*tag, frontier);
+                let (c, item) = e.remove(*tag, removed_at, frontier);
                 changed |= c;
                 removed.extend(item);
             }
@@ -167,13 +202,14 @@ impl OrMap {
     }
 
     /// Merges a peer's entry for `key`: the union of items minus the union of
-    /// tombstones. Returns whether the map changed.
+    /// tombstones, keeping the latest removal time per tag. Returns whether
+    /// the map changed.
     pub fn merge_entry(&mut self, key: &str, remote: &OrEntry) -> bool {
         let frontier = self.pruned_before;
         self.update_entry(key, |e| {
             let mut changed = false;
-            for tag in &remote.tombstones {
-                changed |= e.remove(*tag, frontier).0;
+            for (tag, removed_at) in &remote.tombstones {
+                changed |= e.remove(*tag, *removed_at, frontier).0;
             }
             for item in remote.items.values() {
                 changed |= e.add(item.clone(), frontier);
@@ -228,26 +264,31 @@ impl OrMap {
         )
     }
 
-    /// Drops tombstones older than `frontier` and from then on ignores items
-    /// and removals older than it. Returns how many tombstones were dropped.
+    /// Drops the tombstones of removals older than `frontier` and from then
+    /// on ignores items added, and removals made, before it. Returns how
+    /// many tombstones were dropped.
     ///
     /// `frontier` must be a timestamp below which every replica has seen
-    /// every write, and below which no replica will issue new ones (at most
-    /// the smallest [`crate::Hlc::last`] of all replicas). A frontier that
-    /// is too high makes this replica drop adds it never saw.
+    /// every write (adds and removals), and below which no replica will
+    /// issue new ones (at most the smallest [`crate::Hlc::last`] of all
+    /// replicas). Tombstones go by their removal time, not their tag: a
+    /// removal every replica has seen has removed the item everywhere, while
+    /// an old item removed recently may still be held by a replica that
+    /// must learn of the removal through sync. A frontier that is too high
+    /// makes this replica drop writes it never saw.
     pub fn prune_tombstones(&mut self, frontier: Timestamp) -> usize {
         self.pruned_before = self.pruned_before.max(frontier);
         let keys: Vec<String> = self
             .entries
             .iter()
-            .filter(|(_, (e, _))| e.tombstones.first().is_some_and(|t| *t < frontier))
+            .filter(|(_, (e, _))| e.tombstones.values().any(|at| *at < frontier))
             .map(|(k, _)| k.clone())
             .collect();
         let mut dropped = 0;
         for key in keys {
             self.update_entry(&key, |e| {
                 let before = e.tombstones.len();
-                e.tombstones.retain(|t| *t >= frontier);
+                e.tombstones.retain(|_, at| *at >= frontier);
                 dropped += before - e.tombstones.len();
                 true
             });

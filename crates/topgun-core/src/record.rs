@@ -127,6 +127,20 @@ impl OrItem {
     }
 }
 
+/// The record that an item of an observed-remove map was removed.
+///
+/// Kept so that the removal syncs to replicas that still hold the item, and
+/// pruned once every replica has seen the removal.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct OrTombstone {
+    /// The tag of the removed item.
+    pub tag: Timestamp,
+    /// The timestamp of the removal (the latest one when several replicas
+    /// removed the same item). Never earlier than `tag`: a removal follows
+    /// the add it observed.
+    pub removed_at: Timestamp,
+}
+
 /// What a client asks to do to one key. The server turns it into records
 /// after assigning timestamps.
 #[derive(Clone, Debug, PartialEq)]
@@ -148,6 +162,8 @@ pub enum OpKind {
         ttl_ms: Option<u64>,
     },
     /// Remove the observed items with these tags from an observed-remove key.
+    /// The timestamp the server assigns to the op becomes the tombstones'
+    /// removal time ([`OrTombstone::removed_at`]).
     OrRemove {
         /// Tags of the items the caller saw and wants removed.
         tags: Vec<Timestamp>,
