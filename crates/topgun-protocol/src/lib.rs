@@ -68,11 +68,11 @@ pub const MIN_PROTOCOL_VERSION: u16 = 1;
 /// the bound is the server's job.
 pub const MAX_BATCH_OPS: usize = 1000;
 
-/// The most Merkle paths (in `MERKLE_REQ_BUCKET`) or leaf digests (in
-/// `SYNC_REQ_LEAF`) one request may carry: every inner node of a tree of
-/// the default depth 3 (1 + 16 + 256 = 273) fits, and so do all 4,096 of
-/// its leaves.
-pub const MAX_SYNC_PATHS: usize = 4096;
+/// The depth of the Merkle trees both sides use for the sync exchange
+/// (`topgun_core::merkle::DEFAULT_DEPTH`: 16^3 = 4,096 leaf buckets).
+/// Paths and leaf buckets only mean the same thing on both sides when the
+/// depths agree, so protocol version 1 fixes it.
+pub const SYNC_MERKLE_DEPTH: u8 = topgun_core::merkle::DEFAULT_DEPTH;
 
 /// The protocol version a client should request given the server's
 /// announced range (`AUTH_REQUIRED`'s `min_version`/`max_version`): the

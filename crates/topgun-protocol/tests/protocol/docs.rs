@@ -80,8 +80,8 @@ fn every_json_example_decodes_and_every_message_has_one() {
     assert!(failures.is_empty(), "\n{}", failures.join("\n"));
 }
 
-/// The code tables in the docs list every code with its bincode index, so
-/// a reader can map a variant index to its name. Each table sits under a
+/// The code and message tables in the docs list every code and message with
+/// its bincode index, so a reader can map a variant index to its name. Each table sits under a
 /// heading that names the enum; its rows look like `| 3 | `Forbidden` | ... |`.
 #[test]
 fn code_tables_list_every_code_with_its_index() {
@@ -110,11 +110,16 @@ fn code_tables_list_every_code_with_its_index() {
             &[2],
         ),
     ];
-    let mut rows: Vec<Vec<(u8, String)>> = vec![Vec::new(); tables.len()];
+    let names: Vec<&str> = tables
+        .iter()
+        .map(|t| t.0)
+        .chain(["ClientMessage", "ServerMessage"])
+        .collect();
+    let mut rows: Vec<Vec<(u8, String)>> = vec![Vec::new(); names.len()];
     let mut current: Option<usize> = None;
     for line in md.lines() {
         if line.starts_with('#') {
-            current = tables.iter().position(|(name, ..)| line.contains(name));
+            current = names.iter().position(|name| line.contains(name));
             continue;
         }
         let Some(t) = current else { continue };
@@ -128,7 +133,7 @@ fn code_tables_list_every_code_with_its_index() {
         rows[t].push((cells[1].parse().unwrap(), name.to_owned()));
     }
     let mut failures = Vec::new();
-    for ((enum_name, count, frame, prefix), rows) in tables.iter().zip(&rows) {
+    for ((enum_name, count, frame, prefix), rows) in tables.iter().zip(&rows[..3]) {
         if rows.len() != *count {
             failures.push(format!(
                 "{enum_name}: {} rows, expected {count}",
@@ -151,6 +156,26 @@ fn code_tables_list_every_code_with_its_index() {
                     }
                 }
                 Err(e) => failures.push(format!("{enum_name}::{name}: {e}")),
+            }
+        }
+    }
+    // The message tables: index = position in `Message::NAMES`, which the
+    // samples test ties to the bincode tag.
+    for (enum_name, all, rows) in [
+        ("ClientMessage", ClientMessage::NAMES, &rows[3]),
+        ("ServerMessage", ServerMessage::NAMES, &rows[4]),
+    ] {
+        let listed: Vec<&str> = rows.iter().map(|(_, n)| n.as_str()).collect();
+        if listed != all {
+            failures.push(format!(
+                "{enum_name} table lists {listed:?}, expected {all:?}"
+            ));
+        }
+        for (i, (index, name)) in rows.iter().enumerate() {
+            if usize::from(*index) != i {
+                failures.push(format!(
+                    "{enum_name}: `{name}` has index {index}, expected {i}"
+                ));
             }
         }
     }

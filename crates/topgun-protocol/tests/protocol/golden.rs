@@ -144,3 +144,74 @@ fn bincode_layout_matches_the_docs() {
         .unwrap();
     assert_eq!(frame, [1, 1, 1, b'a', 1, 5]);
 }
+
+/// The variant indices of the small enums, as tabled in docs/protocol.md
+/// (the golden samples pin the others).
+#[test]
+fn small_enum_indices_match_the_docs() {
+    let bin = Codec::new(Encoding::Bincode);
+    let record = WireLwwRecord {
+        value: RecordValue::Tombstone,
+        timestamp: WireTimestamp::default(),
+        ttl_ms: None,
+    };
+    for (i, change) in [ChangeKind::Enter, ChangeKind::Update, ChangeKind::Leave]
+        .into_iter()
+        .enumerate()
+    {
+        let frame = bin
+            .encode(&ServerMessage::QueryUpdate {
+                query_id: 0,
+                change,
+                key: String::new(),
+                record: record.clone(),
+            })
+            .unwrap();
+        // QUERY_UPDATE (6), query_id 0, then the change.
+        assert_eq!(frame[..3], [6, 0, i as u8]);
+    }
+    let ops = [
+        WireCmpOp::Eq,
+        WireCmpOp::Ne,
+        WireCmpOp::Lt,
+        WireCmpOp::Lte,
+        WireCmpOp::Gt,
+        WireCmpOp::Gte,
+    ];
+    for (i, op) in ops.into_iter().enumerate() {
+        let frame = bin
+            .encode(&ClientMessage::QuerySub {
+                query_id: 0,
+                map: String::new(),
+                query: WireQuery {
+                    filter: Some(WireFilter::Compare {
+                        field: String::new(),
+                        op,
+                        value: WireValue::Null,
+                    }),
+                    sort: vec![],
+                    limit: None,
+                },
+            })
+            .unwrap();
+        // QUERY_SUB (3), id 0, map "", Some, Compare (0), field "", op.
+        assert_eq!(frame[..7], [3, 0, 0, 1, 0, 0, i as u8]);
+    }
+    // Ints are zigzag varints.
+    for (v, bytes) in [
+        (0i64, vec![0u8]),
+        (-1, vec![1]),
+        (1, vec![2]),
+        (-2, vec![3]),
+    ] {
+        let frame = bin
+            .encode(&ClientMessage::ClientOp {
+                op: crate::round_trip::put(WireValue::Int(v)),
+            })
+            .unwrap();
+        let mut tail = vec![2u8];
+        tail.extend(bytes);
+        tail.push(0);
+        assert!(frame.ends_with(&tail), "{v}: {frame:?}");
+    }
+}

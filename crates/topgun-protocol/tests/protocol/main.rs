@@ -13,3 +13,4 @@ mod malformed;
 mod round_trip;
 mod samples;
 mod strategies;
+mod sync;

@@ -222,6 +222,16 @@ fn json_numbers_map_to_int_or_float() {
         })
     ));
     assert_eq!(decode_value("1e400"), Err(DecodeError::NonFiniteFloat));
+    // Integer literals beyond 64 bits are read as floats, as JavaScript
+    // reads every number.
+    assert_eq!(
+        decode_value("100000000000000000000"),
+        Ok(WireValue::Float(1e20))
+    );
+    assert_eq!(
+        decode_value("-9223372036854775809"),
+        Ok(WireValue::Float(-9_223_372_036_854_775_809.0))
+    );
     assert_eq!(
         decode_value(r#"{"b":[true,null],"a":"x"}"#),
         Ok(WireValue::Map(
@@ -245,7 +255,8 @@ fn json_numbers_map_to_int_or_float() {
     ));
 }
 
-/// Omitted optional fields read as their defaults in JSON.
+/// Omitted optional fields read as their defaults in JSON, and field
+/// order does not matter.
 #[test]
 fn json_defaults() {
     let json = Codec::new(Encoding::Json);
@@ -255,6 +266,18 @@ fn json_defaults() {
         ClientMessage::OpBatch {
             ops: vec![],
             write_concern: WriteConcern::Durable
+        }
+    );
+    let msg: ClientMessage = json
+        .decode(
+            br#"{"CLIENT_OP":{"op":{"kind":{"Put":{"value":null}},"key":"k","map":"m","op_id":1,
+                "timestamp":{"node":"0000000000000000","millis":0,"counter":0}}}}"#,
+        )
+        .unwrap();
+    assert_eq!(
+        msg,
+        ClientMessage::ClientOp {
+            op: put(WireValue::Null)
         }
     );
     let msg: ClientMessage = json

@@ -401,6 +401,9 @@ fn samples_cover_every_message_and_names_match_json_tags() {
     for (_, m) in &client {
         seen[client_index(m)] = true;
         assert_eq!(m.name(), ClientMessage::NAMES[client_index(m)]);
+        // NAMES is in variant order: the bincode tag is the position.
+        let bin = Codec::new(Encoding::Bincode).encode(m).unwrap();
+        assert_eq!(usize::from(bin[0]), client_index(m));
         let json: serde_json::Value =
             serde_json::from_slice(&Codec::new(Encoding::Json).encode(m).unwrap()).unwrap();
         let tag = json.as_object().unwrap().keys().next().unwrap().clone();
@@ -412,6 +415,8 @@ fn samples_cover_every_message_and_names_match_json_tags() {
     for (_, m) in &server {
         seen[server_index(m)] = true;
         assert_eq!(m.name(), ServerMessage::NAMES[server_index(m)]);
+        let bin = Codec::new(Encoding::Bincode).encode(m).unwrap();
+        assert_eq!(usize::from(bin[0]), server_index(m));
         let json: serde_json::Value =
             serde_json::from_slice(&Codec::new(Encoding::Json).encode(m).unwrap()).unwrap();
         let tag = json.as_object().unwrap().keys().next().unwrap().clone();
