@@ -9,4 +9,5 @@
 
 mod laws;
 mod merkle_diff;
+mod simulator;
 mod support;
