@@ -90,11 +90,11 @@ impl LwwMap {
         key: impl Into<String> + AsRef<str>,
         record: LwwRecord,
     ) -> MergeOutcome {
-        let hash = entry_hash(key.as_ref(), &record);
         if let Some(entry) = self.records.get_mut(key.as_ref()) {
             if record.timestamp <= entry.record.timestamp {
                 return MergeOutcome::Ignored;
             }
+            let hash = entry_hash(key.as_ref(), &record);
             self.tree.update(key.as_ref(), Some(entry.hash), Some(hash));
             entry.hash = hash;
             let old = std::mem::replace(&mut entry.record, record);
@@ -107,6 +107,7 @@ impl LwwMap {
             // the key (for a put) or garbage (for a tombstone).
             return MergeOutcome::Ignored;
         }
+        let hash = entry_hash(key.as_ref(), &record);
         self.tree.update(key.as_ref(), None, Some(hash));
         self.records.insert(key.into(), Entry { record, hash });
         MergeOutcome::Inserted

@@ -223,25 +223,32 @@ impl OrMap {
         other.iter().filter(|(k, e)| self.merge_entry(k, e)).count()
     }
 
+    /// Applies `f` to the entry for `key` (a new, empty one if absent) and
+    /// keeps the Merkle tree in step; `f` returns whether it changed the
+    /// entry, and so does this. Entries left empty are dropped, so that an
+    /// absent key and an empty entry are one state with one hash.
     fn update_entry(&mut self, key: &str, f: impl FnOnce(&mut OrEntry) -> bool) -> bool {
-        let (entry, old_hash) = match self.entries.remove_entry(key) {
-            Some((_, (entry, hash))) => (entry, Some(hash)),
-            None => (OrEntry::default(), None),
-        };
-        let mut entry = entry;
-        let changed = f(&mut entry);
-        if entry.is_empty() {
-            self.tree.update(key, old_hash, None);
-            return changed;
+        if let Some((entry, hash)) = self.entries.get_mut(key) {
+            if !f(entry) {
+                return false;
+            }
+            let old = *hash;
+            if entry.is_empty() {
+                self.entries.remove(key);
+                self.tree.update(key, Some(old), None);
+            } else {
+                *hash = entry.hash(key);
+                self.tree.update(key, Some(old), Some(*hash));
+            }
+            return true;
         }
-        let hash = if changed {
-            let h = entry.hash(key);
-            self.tree.update(key, old_hash, Some(h));
-            h
-        } else {
-            old_hash.unwrap_or_else(|| entry.hash(key))
-        };
-        self.entries.insert(key.to_owned(), (entry, hash));
+        let mut entry = OrEntry::default();
+        let changed = f(&mut entry);
+        if !entry.is_empty() {
+            let hash = entry.hash(key);
+            self.tree.update(key, None, Some(hash));
+            self.entries.insert(key.to_owned(), (entry, hash));
+        }
         changed
     }
 
