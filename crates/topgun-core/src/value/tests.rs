@@ -226,3 +226,53 @@ fn integers_and_floats_compare_exactly() {
         assert_eq!(b.total_cmp(&a), expected.reverse(), "{b:?} vs {a:?}");
     }
 }
+
+/// The canonical form spelled out byte by byte for every kind, as another
+/// implementation (the TypeScript client) must produce it: a kind byte,
+/// then little-endian fixed-width numbers, u64 length prefixes for strings,
+/// arrays and maps, and map fields in key order.
+#[test]
+fn canonical_bytes_per_kind() {
+    fn len(n: usize) -> Vec<u8> {
+        (n as u64).to_le_bytes().to_vec()
+    }
+    let cases: Vec<(Value, Vec<u8>)> = vec![
+        (Value::Null, vec![0]),
+        (Value::Bool(false), vec![1, 0]),
+        (Value::Bool(true), vec![1, 1]),
+        (
+            Value::Int(-2),
+            [vec![2], (-2i64).to_le_bytes().to_vec()].concat(),
+        ),
+        (
+            Value::Float(1.5),
+            [vec![3], 1.5f64.to_bits().to_le_bytes().to_vec()].concat(),
+        ),
+        (
+            Value::from("hé"),
+            [vec![4], len(3), "hé".as_bytes().to_vec()].concat(),
+        ),
+        (
+            Value::Array(vec![Value::Null, Value::Bool(true)]),
+            [vec![5], len(2), vec![0], vec![1, 1]].concat(),
+        ),
+        (
+            map(&[("b", Value::Null), ("a", Value::Int(1))]),
+            [
+                vec![6],
+                len(2),
+                len(1),
+                b"a".to_vec(),
+                vec![2],
+                1i64.to_le_bytes().to_vec(),
+                len(1),
+                b"b".to_vec(),
+                vec![0],
+            ]
+            .concat(),
+        ),
+    ];
+    for (v, bytes) in cases {
+        assert_eq!(hash(&v), xxhash_rust::xxh3::xxh3_64(&bytes), "{v:?}");
+    }
+}
