@@ -31,6 +31,7 @@ use std::{
         Arc, PoisonError, RwLock, RwLockReadGuard,
         atomic::{AtomicBool, AtomicU64, Ordering},
     },
+    time::{Duration, Instant},
 };
 
 use tokio::sync::{mpsc, oneshot};
@@ -51,6 +52,8 @@ const STORE_TREE: &[u8] = b"\x00store";
 const FORMAT_KEY: &[u8] = b"format";
 /// The on-disk layout this build reads and writes.
 const FORMAT_VERSION: u64 = 1;
+/// Pause between attempts to open a locked directory.
+const LOCK_RETRY_INTERVAL: Duration = Duration::from_millis(10);
 
 fn map_tree_name(map: &str) -> Vec<u8> {
     let mut name = Vec::with_capacity(map.len() + 1);
@@ -68,6 +71,7 @@ pub struct SledConfig {
     max_group_bytes: NonZeroUsize,
     cache_capacity_bytes: u64,
     background_flush_ms: NonZeroU64,
+    lock_wait: Duration,
 }
 
 impl SledConfig {
@@ -87,6 +91,9 @@ impl SledConfig {
         None => NonZeroU64::MIN,
     };
 
+    /// Default [`SledConfig::lock_wait`].
+    pub const DEFAULT_LOCK_WAIT: Duration = Duration::from_secs(2);
+
     /// Defaults, with data in `path` (created if missing).
     pub fn new(path: impl Into<PathBuf>) -> Self {
         Self {
@@ -96,7 +103,20 @@ impl SledConfig {
             max_group_bytes: Self::DEFAULT_MAX_GROUP_BYTES,
             cache_capacity_bytes: Self::DEFAULT_CACHE_CAPACITY_BYTES,
             background_flush_ms: Self::DEFAULT_BACKGROUND_FLUSH_MS,
+            lock_wait: Self::DEFAULT_LOCK_WAIT,
         }
+    }
+
+    /// How long `open` keeps retrying a directory whose lock is held before
+    /// it fails with [`StoreError::Locked`]. sled releases its file lock only
+    /// when the last handle inside sled goes, and its thread pool can hold
+    /// one for a moment after a store is closed, so reopening at once (a
+    /// restart inside one process, tests) needs a short wait. Zero fails at
+    /// the first refusal.
+    #[must_use]
+    pub fn lock_wait(mut self, wait: Duration) -> Self {
+        self.lock_wait = wait;
+        self
     }
 
     /// Commits that may wait for the writer before `commit` itself waits
@@ -189,6 +209,9 @@ struct Shared {
     /// requests deterministically.
     #[cfg(test)]
     paused: AtomicBool,
+    /// Set while the paused writer holds a request.
+    #[cfg(test)]
+    holding: AtomicBool,
 }
 
 impl Shared {
@@ -254,12 +277,19 @@ impl SledStore {
     /// open store in this process, holds the directory.
     pub fn open(config: SledConfig) -> Result<Self, StoreError> {
         let path = config.path.clone();
-        let db = sled::Config::new()
+        let sled_config = sled::Config::new()
             .path(&path)
             .cache_capacity(config.cache_capacity_bytes)
-            .flush_every_ms(Some(config.background_flush_ms.get()))
-            .open()
-            .map_err(|e| open_error(&path, e))?;
+            .flush_every_ms(Some(config.background_flush_ms.get()));
+        let started = Instant::now();
+        let db = loop {
+            match sled_config.open().map_err(|e| open_error(&path, e)) {
+                Err(StoreError::Locked { .. }) if started.elapsed() < config.lock_wait => {
+                    std::thread::sleep(LOCK_RETRY_INTERVAL);
+                }
+                other => break other?,
+            }
+        };
         let open_err = |e| StoreError::from_sled(StoreOp::Open, e);
 
         check_format(&db)?;
@@ -290,6 +320,8 @@ impl SledStore {
             inject_flush_failures: AtomicU64::new(0),
             #[cfg(test)]
             paused: AtomicBool::new(false),
+            #[cfg(test)]
+            holding: AtomicBool::new(false),
         });
         let (tx, rx) = mpsc::channel(config.queue_capacity.get());
         let writer = Writer {
@@ -331,6 +363,12 @@ impl SledStore {
     #[cfg(test)]
     pub(crate) fn pause_writer(&self, paused: bool) {
         self.shared.paused.store(paused, Ordering::Release);
+    }
+
+    /// Whether the paused writer holds a request (taken off the queue).
+    #[cfg(test)]
+    pub(crate) fn writer_holding(&self) -> bool {
+        self.shared.holding.load(Ordering::Acquire)
     }
 
     /// Requests waiting in the commit queue.
@@ -671,8 +709,11 @@ impl Writer {
             };
             #[cfg(test)]
             while self.shared.paused.load(Ordering::Acquire) {
+                self.shared.holding.store(true, Ordering::Release);
                 std::thread::sleep(std::time::Duration::from_millis(1));
             }
+            #[cfg(test)]
+            self.shared.holding.store(false, Ordering::Release);
             let mut ops = first.ops;
             let mut bytes = first.bytes;
             let mut group = vec![first];

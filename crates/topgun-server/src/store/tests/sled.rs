@@ -30,13 +30,15 @@ fn batch(i: usize) -> Vec<Write> {
         .collect()
 }
 
-/// Waits until `n` requests sit in the commit queue.
+/// Waits until the paused writer holds one request and `n` more sit in the
+/// commit queue, so that the next group is exactly predictable.
 async fn wait_queued(store: &SledStore, n: usize) {
     let deadline = Instant::now() + Duration::from_secs(30);
-    while store.queued() < n {
+    while !(store.writer_holding() && store.queued() >= n) {
         assert!(
             Instant::now() < deadline,
-            "only {} of {n} requests queued",
+            "writer holding: {}, queued {} of {n}",
+            store.writer_holding(),
             store.queued()
         );
         tokio::time::sleep(Duration::from_millis(1)).await;
@@ -246,7 +248,7 @@ async fn flush_failure_fails_every_waiter_and_the_store() {
 async fn second_open_of_a_held_directory_is_refused() {
     let dir = tempdir();
     let store = open_sled(dir.path());
-    let second = SledStore::open(SledConfig::new(dir.path()));
+    let second = SledStore::open(SledConfig::new(dir.path()).lock_wait(Duration::ZERO));
     match second {
         Err(StoreError::Locked { path }) => assert_eq!(path, dir.path()),
         other => panic!("expected Locked, got {other:?}"),
