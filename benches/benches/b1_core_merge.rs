@@ -147,7 +147,7 @@ fn main() {
                                     m.add(&k, item);
                                 }
                                 OrOp::Remove(k, t) => {
-                                    m.remove(&k, &[t]);
+                                    m.remove(&k, &[t], Timestamp::new(t.millis + 1, 0, t.node));
                                 }
                             }
                         }

@@ -24,6 +24,7 @@ use crate::encoding::Encoding;
 use crate::error::{DecodeError, EncodeError, MalformedKind, Nesting, short_detail};
 use crate::guard::{self, Violation};
 use crate::message::{ClientMessage, Message, ServerMessage};
+use crate::storage::{STORED_FORMAT_VERSION, StoredRecord};
 
 const KIB: usize = 1024;
 const MIB: usize = 1024 * KIB;
@@ -145,6 +146,32 @@ impl Codec {
     /// Decodes a server message.
     pub fn decode_server(&self, frame: &[u8]) -> Result<ServerMessage, DecodeError> {
         self.decode(frame)
+    }
+}
+
+/// Encodes a record for the store: [`STORED_FORMAT_VERSION`], then the
+/// record in bincode (the same layout as on the wire).
+pub fn encode_stored(record: &StoredRecord) -> Result<Vec<u8>, EncodeError> {
+    guard::clear();
+    let mut out = vec![STORED_FORMAT_VERSION];
+    bincode::serde::encode_into_std_write(record, &mut out, bincode::config::standard())
+        .map_err(|e| encode_failure(&e.to_string()))?;
+    Ok(out)
+}
+
+/// Decodes a stored record written by [`encode_stored`], with the same
+/// bounds as a frame: a corrupt row is a typed error, never a panic or an
+/// unbounded allocation.
+pub fn decode_stored(bytes: &[u8]) -> Result<StoredRecord, DecodeError> {
+    match bytes.split_first() {
+        None => Err(DecodeError::Truncated),
+        Some((&STORED_FORMAT_VERSION, rest)) => {
+            guard::clear();
+            decode_bincode(rest)
+        }
+        Some((version, _)) => Err(DecodeError::UnknownVariant {
+            detail: short_detail(&format!("unknown storage format version {version}")),
+        }),
     }
 }
 

@@ -31,11 +31,12 @@ mod message;
 mod query;
 mod record;
 mod seq;
+mod storage;
 mod value;
 
 pub use codec::{
     BINCODE_CLAIM_FACTOR, BINCODE_LIMIT_TIERS, Codec, DEFAULT_MAX_MESSAGE_BYTES,
-    HARD_MAX_MESSAGE_BYTES, bincode_limit_for,
+    HARD_MAX_MESSAGE_BYTES, bincode_limit_for, decode_stored, encode_stored,
 };
 pub use codes::{AuthFailReason, AuthRequiredReason, ErrorCode, RejectCode, WriteConcern};
 pub use encoding::{Encoding, SUBPROTOCOL_BINCODE, SUBPROTOCOL_JSON};
@@ -50,6 +51,7 @@ pub use record::{
     Op, RecordValue, WireLwwRecord, WireMapKind, WireOpKind, WireOrEntry, WireOrItem,
     WireOrTombstone,
 };
+pub use storage::{STORED_FORMAT_VERSION, StoredRecord};
 pub use value::WireValue;
 
 /// Re-exported protocol bounds that live in `topgun_core`: the deepest
