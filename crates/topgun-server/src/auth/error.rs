@@ -131,8 +131,8 @@ pub enum KeyLoadError {
     /// The text contains `-----BEGIN` but is not a usable PEM public key.
     #[error("invalid PEM public key: {0}")]
     InvalidPem(#[source] PemProblem),
-    /// The text looks like a public key without PEM armor (bare base64 DER,
-    /// a JWK or JWKS, an OpenSSH key). Using it as an HMAC secret would let
+    /// An HMAC secret is public key material without PEM armor (DER, bare
+    /// base64 DER, a JWK or JWKS, an OpenSSH key). Using it as an HMAC secret would let
     /// anyone who knows the public key forge tokens, so it is refused.
     #[error(
         "the secret looks like a public key in {format} form; give a PEM public key \
@@ -217,8 +217,11 @@ pub enum KeyLoadError {
     /// A JWKS or key-file entry is not a JSON object.
     #[error("the entry is not a JSON object")]
     NotAnObject,
-    /// A key-file `secret` contains PEM text; PEM keys go in the `pem` field.
-    #[error("a `secret` contains PEM text; put PEM keys in the `pem` field")]
+    /// An HMAC secret contains PEM text. PEM keys are public keys: give them
+    /// as `JWT_SECRET` on their own, or in a key file's `pem` field.
+    #[error(
+        "an HMAC secret contains PEM text; PEM public keys are configured as keys, not secrets"
+    )]
     PemInSecret,
     /// The document is not JSON of the expected shape.
     #[error("invalid key document: {0}")]

@@ -39,7 +39,9 @@ pub struct VerificationKey {
 
 impl VerificationKey {
     /// An HMAC key. `alg` must be an HMAC algorithm and `secret` at least as
-    /// long as its hash output (32 bytes for HS256).
+    /// long as its hash output (32 bytes for HS256). Public key material in
+    /// any recognisable form (PEM, DER, base64 DER, JWK, OpenSSH) is refused:
+    /// whoever knows a public key could forge tokens with it as a secret.
     pub fn hmac(
         kid: Option<String>,
         alg: JwsAlgorithm,
@@ -57,6 +59,7 @@ impl VerificationKey {
                 min: alg.min_hmac_len(),
             });
         }
+        check_not_public_key(secret)?;
         Self::checked(kid, alg, DecodingKey::from_secret(secret))
     }
 
@@ -296,12 +299,21 @@ pub(crate) fn unescape_newlines(text: &str) -> String {
     text.replace("\\r\\n", "\n").replace("\\n", "\n")
 }
 
-/// Refuses HMAC secrets that are really public key text in some unarmored
-/// form: anyone holding the public key could then forge tokens.
-fn check_not_public_key_text(secret: &str) -> Result<(), KeyLoadError> {
-    let trimmed = secret.trim_start_matches(|c: char| c.is_whitespace() || c == '"' || c == '\'');
+/// Refuses HMAC secrets that are really public key material: anyone
+/// holding the public key could then forge tokens.
+fn check_not_public_key(secret: &[u8]) -> Result<(), KeyLoadError> {
+    if secret.windows(10).any(|w| w == b"-----BEGIN") {
+        return Err(KeyLoadError::PemInSecret);
+    }
+    if pem::is_der_public_key(secret) {
+        return Err(KeyLoadError::PublicKeyAsSecret { format: "DER" });
+    }
+    let Ok(text) = std::str::from_utf8(secret) else {
+        return Ok(());
+    };
+    let trimmed = text.trim_matches(|c: char| c.is_whitespace() || c == '"' || c == '\'');
     if trimmed.starts_with('{') {
-        if let Ok(Value::Object(obj)) = serde_json::from_str::<Value>(secret.trim()) {
+        if let Ok(Value::Object(obj)) = serde_json::from_str::<Value>(trimmed) {
             if obj.contains_key("kty") || obj.contains_key("keys") {
                 return Err(KeyLoadError::PublicKeyAsSecret { format: "JWK/JWKS" });
             }
@@ -313,7 +325,7 @@ fn check_not_public_key_text(secret: &str) -> Result<(), KeyLoadError> {
     {
         return Err(KeyLoadError::PublicKeyAsSecret { format: "OpenSSH" });
     }
-    if pem::is_bare_der_public_key(secret) {
+    if pem::is_bare_der_public_key(text) {
         return Err(KeyLoadError::PublicKeyAsSecret {
             format: "base64 DER",
         });
@@ -375,7 +387,6 @@ impl KeySet {
         let key = if secret.contains("-----BEGIN") {
             VerificationKey::from_pem(None, secret, None)?
         } else {
-            check_not_public_key_text(secret)?;
             VerificationKey::hmac(None, JwsAlgorithm::Hs256, secret.as_bytes())?
         };
         Self::new([key])
@@ -533,17 +544,11 @@ fn key_file_entry(entry: &Value) -> Result<VerificationKey, KeyLoadError> {
             })?),
         };
     match (opt_str(obj, "secret")?, opt_str(obj, "pem")?) {
-        (Some(secret), None) => {
-            if secret.contains("-----BEGIN") {
-                return Err(KeyLoadError::PemInSecret);
-            }
-            check_not_public_key_text(secret)?;
-            VerificationKey::hmac(
-                Some(kid.to_owned()),
-                alg.unwrap_or(JwsAlgorithm::Hs256),
-                secret.as_bytes(),
-            )
-        }
+        (Some(secret), None) => VerificationKey::hmac(
+            Some(kid.to_owned()),
+            alg.unwrap_or(JwsAlgorithm::Hs256),
+            secret.as_bytes(),
+        ),
         (None, Some(pem_text)) => VerificationKey::from_pem(Some(kid.to_owned()), pem_text, alg),
         _ => Err(KeyLoadError::SecretXorPem),
     }

@@ -74,6 +74,11 @@ pub(crate) fn parse_single_block(text: &str) -> Result<PemBlock, KeyLoadError> {
     {
         return Err(pem_err(PemProblem::MissingBegin));
     }
+    // Refuse private keys before decoding: encrypted legacy PEM bodies carry
+    // headers that are not base64, and the message should say what is wrong.
+    if label.contains("PRIVATE KEY") {
+        return Err(KeyLoadError::PrivateKeyGiven);
+    }
     let body_and_rest = &after_begin[label_len + "-----".len()..];
     let end_marker = format!("-----END {label}-----");
     let body_len = body_and_rest
@@ -279,17 +284,22 @@ fn oid_to_string(oid: &[u8]) -> String {
         .join(".")
 }
 
-/// True when `text`, stripped of whitespace, is base64 of a DER public key
-/// (SubjectPublicKeyInfo or PKCS#1): public key text pasted without armor.
+/// True when `der` is a DER public key (SubjectPublicKeyInfo or PKCS#1),
+/// whether or not this module supports its type.
+pub(crate) fn is_der_public_key(der: &[u8]) -> bool {
+    // Only a structural DER failure means "not a key"; an unsupported or weak
+    // key is still a public key.
+    let not_der = |r: Result<(), KeyLoadError>| matches!(r, Err(KeyLoadError::InvalidPem(_)));
+    !(not_der(classify_spki(der).map(drop)) && not_der(rsa_modulus_check(der)))
+}
+
+/// True when `text`, stripped of whitespace, is base64 of a DER public key:
+/// public key text pasted without its PEM armor.
 pub(crate) fn is_bare_der_public_key(text: &str) -> bool {
     let compact: String = text.chars().filter(|c| !c.is_whitespace()).collect();
-    let Ok(der) = STANDARD.decode(compact.as_bytes()) else {
-        return false;
-    };
-    // Only a structural DER failure means "not a key"; an unsupported or weak
-    // key is still public key text.
-    let not_der = |r: Result<_, KeyLoadError>| matches!(r, Err(KeyLoadError::InvalidPem(_)));
-    !(not_der(classify_spki(&der).map(drop)) && not_der(rsa_modulus_check(&der)))
+    STANDARD
+        .decode(compact.as_bytes())
+        .is_ok_and(|der| is_der_public_key(&der))
 }
 
 /// A cursor over DER TLVs. Only definite lengths and low tag numbers, which is

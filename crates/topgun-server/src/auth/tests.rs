@@ -933,6 +933,11 @@ fn pem_refused_at_load() {
             format!("key: {RSA_PUBLIC_PEM}"),
             |e| matches!(e, KeyLoadError::InvalidPem(PemProblem::TextOutsideBlock)),
         ),
+        (
+            "legacy encrypted private key",
+            "-----BEGIN RSA PRIVATE KEY-----\nProc-Type: 4,ENCRYPTED\nDEK-Info: AES-128-CBC,00\n\nAAAA\n-----END RSA PRIVATE KEY-----\n".to_owned(),
+            |e| matches!(e, KeyLoadError::PrivateKeyGiven),
+        ),
         ("RSA private key", RSA_PRIVATE_PEM.to_owned(), |e| {
             matches!(e, KeyLoadError::PrivateKeyGiven)
         }),
@@ -1008,6 +1013,33 @@ fn public_key_text_is_not_an_hmac_secret() {
     }
     // A random base64 secret is fine.
     assert!(KeySet::from_jwt_secret(&STANDARD.encode([7u8; 48])).is_ok());
+
+    // The same guard holds for every way of making an HMAC key.
+    let hmac = |secret: &[u8]| VerificationKey::hmac(None, JwsAlgorithm::Hs256, secret);
+    assert!(matches!(
+        hmac(RSA_PUBLIC_PEM.as_bytes()),
+        Err(KeyLoadError::PemInSecret)
+    ));
+    let der = STANDARD.decode(&body).unwrap();
+    assert!(matches!(
+        hmac(&der),
+        Err(KeyLoadError::PublicKeyAsSecret { format: "DER" })
+    ));
+    let oct_pem = json!({"keys": [{"kty": "oct", "kid": "o", "k": b64(RSA_PUBLIC_PEM)}]});
+    assert!(matches!(
+        KeySet::from_jwks_json(&oct_pem.to_string()),
+        Err(KeyLoadError::Entry { source, .. }) if matches!(*source, KeyLoadError::PemInSecret)
+    ));
+    let oct_der = json!({"keys": [{"kty": "oct", "kid": "o", "k": b64(&der)}]});
+    assert!(KeySet::from_jwks_json(&oct_der.to_string()).is_err());
+}
+
+#[test]
+fn secrets_stay_out_of_debug_output() {
+    let keys = KeySet::from_jwt_secret(SECRET).unwrap();
+    let shown = format!("{keys:?} {:?}", verifier(keys.clone()));
+    assert!(!shown.contains(SECRET), "{shown}");
+    assert!(!shown.contains("0123456789"), "{shown}");
 }
 
 // ---------------------------------------------------------------------------
