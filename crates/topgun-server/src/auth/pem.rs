@@ -136,8 +136,8 @@ pub(crate) fn classify_spki(der: &[u8]) -> Result<ClassifiedKey, KeyLoadError> {
     let bad = || pem_err(PemProblem::Der);
     let spki = Der::new(der).single(TAG_SEQUENCE).ok_or_else(bad)?;
     let mut fields = Der::new(spki);
-    let alg_id = fields.expect(TAG_SEQUENCE).ok_or_else(bad)?;
-    let bits = fields.expect(TAG_BIT_STRING).ok_or_else(bad)?;
+    let alg_id = fields.take(TAG_SEQUENCE).ok_or_else(bad)?;
+    let bits = fields.take(TAG_BIT_STRING).ok_or_else(bad)?;
     if !fields.is_empty() {
         return Err(bad());
     }
@@ -146,7 +146,7 @@ pub(crate) fn classify_spki(der: &[u8]) -> Result<ClassifiedKey, KeyLoadError> {
         _ => return Err(bad()),
     };
     let mut alg_fields = Der::new(alg_id);
-    let oid = alg_fields.expect(TAG_OID).ok_or_else(bad)?;
+    let oid = alg_fields.take(TAG_OID).ok_or_else(bad)?;
     let params = alg_fields.read();
     if !alg_fields.is_empty() {
         return Err(bad());
@@ -222,8 +222,8 @@ fn rsa_modulus_check(pkcs1: &[u8]) -> Result<(), KeyLoadError> {
     let bad = || pem_err(PemProblem::Der);
     let seq = Der::new(pkcs1).single(TAG_SEQUENCE).ok_or_else(bad)?;
     let mut ints = Der::new(seq);
-    let n = ints.expect(TAG_INTEGER).ok_or_else(bad)?;
-    let e = ints.expect(TAG_INTEGER).ok_or_else(bad)?;
+    let n = ints.take(TAG_INTEGER).ok_or_else(bad)?;
+    let e = ints.take(TAG_INTEGER).ok_or_else(bad)?;
     if !ints.is_empty() {
         return Err(bad());
     }
@@ -346,7 +346,7 @@ impl<'a> Der<'a> {
         Some((tag, value))
     }
 
-    fn expect(&mut self, tag: u8) -> Option<&'a [u8]> {
+    fn take(&mut self, tag: u8) -> Option<&'a [u8]> {
         match self.read()? {
             (t, value) if t == tag => Some(value),
             _ => None,
@@ -355,7 +355,7 @@ impl<'a> Der<'a> {
 
     /// Reads one TLV with `tag` that must span the whole input.
     fn single(mut self, tag: u8) -> Option<&'a [u8]> {
-        let value = self.expect(tag)?;
+        let value = self.take(tag)?;
         self.is_empty().then_some(value)
     }
 }
