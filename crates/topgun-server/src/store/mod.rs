@@ -182,8 +182,10 @@ pub trait Store: Send + Sync + fmt::Debug {
     fn delete_meta<'a>(&'a self, key: &'a str) -> StoreFuture<'a, ()>;
 
     /// Finishes the commits already queued, flushes, and releases the store
-    /// (for sled: its writer thread and the directory lock, once no scan is
-    /// still running). Later calls fail with [`StoreError::Closed`].
+    /// (for sled: its writer thread and its handles on the database; sled
+    /// drops the directory lock once no scan is still running and its own
+    /// thread pool lets go, which `SledConfig::lock_wait` covers on reopen).
+    /// Later calls fail with [`StoreError::Closed`].
     fn flush_and_close(&self) -> StoreFuture<'_, ()>;
 
     /// Group-commit counters so far.

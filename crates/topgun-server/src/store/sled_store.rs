@@ -274,7 +274,8 @@ impl SledStore {
     /// serving or from a blocking task.
     ///
     /// Fails with [`StoreError::Locked`] when another process, or another
-    /// open store in this process, holds the directory.
+    /// open store in this process, still holds the directory after
+    /// [`SledConfig::lock_wait`].
     pub fn open(config: SledConfig) -> Result<Self, StoreError> {
         let path = config.path.clone();
         let sled_config = sled::Config::new()
