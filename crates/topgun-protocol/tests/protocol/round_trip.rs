@@ -205,6 +205,18 @@ fn json_numbers_map_to_int_or_float() {
         Ok(WireValue::Int(i64::MAX))
     );
     assert_eq!(decode_value("3.0"), Ok(WireValue::Float(3.0)));
+    // A whole float is written with a fraction, so it stays a float.
+    let encoded = json
+        .encode(&ClientMessage::ClientOp {
+            op: put(WireValue::Float(2.0)),
+        })
+        .unwrap();
+    assert!(
+        String::from_utf8(encoded)
+            .unwrap()
+            .contains(r#""value":2.0"#),
+        "whole floats keep a fraction"
+    );
     assert_eq!(decode_value("3e2"), Ok(WireValue::Float(300.0)));
     assert_eq!(decode_value("-0.5"), Ok(WireValue::Float(-0.5)));
     assert!(matches!(
