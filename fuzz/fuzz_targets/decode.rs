@@ -1,4 +1,5 @@
-//! Decodes arbitrary bytes as both message types in both encodings. A
+//! Decodes arbitrary bytes as both message types in both encodings, and
+//! as a stored record (the server's on-disk format). A
 //! decode may fail (with a typed error) but never panic, abort or overflow
 //! the stack; whatever decodes must encode again and decode to an equal
 //! message.
@@ -9,7 +10,9 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use topgun_protocol::{ClientMessage, Codec, Encoding, Message, ServerMessage};
+use topgun_protocol::{
+    ClientMessage, Codec, Encoding, Message, ServerMessage, decode_stored, encode_stored,
+};
 
 fn round_trip<M: Message + PartialEq + std::fmt::Debug>(codec: Codec, data: &[u8]) {
     if let Ok(msg) = codec.decode::<M>(data) {
@@ -38,5 +41,10 @@ fuzz_target!(|data: &[u8]| {
     for codec in [Codec::new(Encoding::Bincode), Codec::new(Encoding::Json)] {
         round_trip::<ClientMessage>(codec, data);
         round_trip::<ServerMessage>(codec, data);
+    }
+    if let Ok(record) = decode_stored(data) {
+        let bytes = encode_stored(&record)
+            .unwrap_or_else(|e| panic!("stored {record:?} does not encode: {e}"));
+        assert_eq!(decode_stored(&bytes).as_ref(), Ok(&record));
     }
 });

@@ -56,6 +56,25 @@ fn check<M: Message + PartialEq + std::fmt::Debug>(
     }
 }
 
+/// One stored record of each kind, taken from the server samples.
+fn stored_samples() -> Vec<(&'static str, StoredRecord)> {
+    let mut out = Vec::new();
+    for (_, msg) in server_samples() {
+        if let ServerMessage::SyncRespLeaf { records, .. } = msg {
+            match records {
+                LeafRecords::Lww(mut r) => {
+                    out.push(("stored_lww", StoredRecord::Lww(r.remove(0).record)))
+                }
+                LeafRecords::Or(mut e) => {
+                    out.push(("stored_or", StoredRecord::Or(e.remove(0).entry)))
+                }
+            }
+        }
+    }
+    assert_eq!(out.len(), 2);
+    out
+}
+
 fn show(bytes: &[u8], ext: &str) -> String {
     if ext == "json" {
         String::from_utf8_lossy(bytes).into_owned()
@@ -77,6 +96,30 @@ fn golden_fixtures_match() {
         let name = format!("server_{name}");
         check(&name, &msg, &mut failures);
         names.push(name);
+    }
+    // The stored format: what a server wrote to disk must stay readable, so
+    // an accidental change fails here like a wire change.
+    for (name, record) in stored_samples() {
+        let path = golden_dir().join(format!("{name}.bin"));
+        let encoded = encode_stored(&record).unwrap();
+        if bless() {
+            std::fs::write(&path, &encoded).unwrap();
+        }
+        match std::fs::read(&path) {
+            Ok(stored) if stored != encoded => failures.push(format!(
+                "{}: stored format changed\n  stored:  {}\n  encoded: {}",
+                path.display(),
+                show(&stored, "bin"),
+                show(&encoded, "bin")
+            )),
+            Ok(stored) => {
+                if decode_stored(&stored).as_ref() != Ok(&record) {
+                    failures.push(format!("{}: does not decode back", path.display()));
+                }
+            }
+            Err(e) => failures.push(format!("{}: {e} (run with TOPGUN_BLESS=1)", path.display())),
+        }
+        names.push(name.to_owned());
     }
     // No stale fixture lingers after a sample is renamed or removed.
     for entry in std::fs::read_dir(golden_dir()).unwrap() {
