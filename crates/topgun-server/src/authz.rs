@@ -87,8 +87,13 @@ pub enum Decision {
 pub trait Policy: Send + Sync + std::fmt::Debug + 'static {
     /// The decision for `principal` doing `action` on `map` (`key` is `None`
     /// for map-wide actions such as a subscription).
-    fn decide(&self, principal: &Principal, action: Action, map: &str, key: Option<&str>)
-    -> Decision;
+    fn decide(
+        &self,
+        principal: &Principal,
+        action: Action,
+        map: &str,
+        key: Option<&str>,
+    ) -> Decision;
 }
 
 /// Every action on every non-reserved map is allowed: the policy of a
@@ -99,7 +104,9 @@ pub struct AllowAll;
 impl Policy for AllowAll {
     fn decide(&self, _: &Principal, _: Action, map: &str, _: Option<&str>) -> Decision {
         if is_reserved_map(map) {
-            Decision::Deny(format!("map names starting with {RESERVED_MAP_PREFIX:?} are reserved"))
+            Decision::Deny(format!(
+                "map names starting with {RESERVED_MAP_PREFIX:?} are reserved"
+            ))
         } else {
             Decision::Allow
         }
@@ -112,7 +119,13 @@ impl Policy for AllowAll {
 pub struct AllowAuthenticated;
 
 impl Policy for AllowAuthenticated {
-    fn decide(&self, principal: &Principal, action: Action, map: &str, key: Option<&str>) -> Decision {
+    fn decide(
+        &self,
+        principal: &Principal,
+        action: Action,
+        map: &str,
+        key: Option<&str>,
+    ) -> Decision {
         if principal.authenticated {
             AllowAll.decide(principal, action, map, key)
         } else {
@@ -178,7 +191,10 @@ where
                 } else {
                     Action::Write
                 };
-                match self.policy.decide(&principal, action, &op.map, Some(&op.key)) {
+                match self
+                    .policy
+                    .decide(&principal, action, &op.map, Some(&op.key))
+                {
                     Decision::Allow => true,
                     Decision::Deny(message) => {
                         denied.push(OpRejection {

@@ -1,12 +1,34 @@
 //! The client-facing TopGun-RS server: WebSocket/TLS transport, JWT
-//! authentication, the write pipeline, durable storage, live queries, and the
+//! authentication, the authorization layer, the write pipeline, durable
+//! storage with group commit, live queries, Merkle sync, and the
 //! `topgun-server` binary.
 //!
-//! Being built (server issue): modules land one by one; this root lists
-//! only those that exist.
+//! Main types: [`ServerBuilder`] (with [`NetworkConfig`], [`TlsConfig`],
+//! [`Limits`], [`StorageConfig`]) builds a [`Server`]; `start()` serves until
+//! its [`ShutdownHandle`] fires. [`auth`] verifies JWTs, [`authz`] holds the
+//! policy seam and the tower layer, [`store`] the storage seam.
+//!
+//! Non-goals here: the RBAC policy engine and admin API, clustering, and the
+//! client replica are separate pieces of work.
 
+mod app;
 pub mod auth;
+pub mod authz;
 pub mod config;
+mod http;
+mod listener;
+pub(crate) mod live;
 pub mod metrics;
+mod outbound;
+pub mod pipeline;
+mod server;
+pub mod session;
+pub mod state;
 pub mod store;
+mod sync;
 pub mod tls;
+
+pub use config::{Limits, NetworkConfig, TimestampPolicy, TlsConfig, TlsVersion};
+pub use server::{
+    RunningServer, Server, ServerBuilder, ServerError, ShutdownHandle, StorageConfig,
+};

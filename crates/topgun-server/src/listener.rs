@@ -74,8 +74,6 @@ impl Drop for IpGuard {
 pub(crate) struct ConnSlot {
     _permit: OwnedSemaphorePermit,
     _ip: IpGuard,
-    /// The peer's address.
-    pub(crate) peer: SocketAddr,
 }
 
 /// Everything the accept loop needs.
@@ -124,7 +122,6 @@ impl Acceptor {
             let slot = Arc::new(ConnSlot {
                 _permit: permit,
                 _ip: ip,
-                peer,
             });
             let router = self.router.clone();
             let tls = self.tls.clone();
@@ -141,11 +138,12 @@ impl Acceptor {
                         }
                     }
                 };
-                let service = router.map_request(move |mut req: hyper::Request<hyper::body::Incoming>| {
-                    req.extensions_mut().insert(ConnectInfo(peer));
-                    req.extensions_mut().insert(Arc::clone(&slot));
-                    req
-                });
+                let service =
+                    router.map_request(move |mut req: hyper::Request<hyper::body::Incoming>| {
+                        req.extensions_mut().insert(ConnectInfo(peer));
+                        req.extensions_mut().insert(Arc::clone(&slot));
+                        req
+                    });
                 let mut http = hyper::server::conn::http1::Builder::new();
                 http.timer(TokioTimer::new())
                     .header_read_timeout(limits.upgrade_timeout)

@@ -74,19 +74,19 @@ pub(crate) trait CommitListener: Send + Sync + std::fmt::Debug {
 /// instead of a second write with a newer timestamp.
 #[derive(Debug, Default)]
 struct Dedupe {
-    seen: HashMap<(Arc<str>, u64, u64), WireTimestamp>,
-    order: VecDeque<(Arc<str>, u64, u64)>,
+    seen: HashMap<DedupeKey, WireTimestamp>,
+    order: VecDeque<DedupeKey>,
 }
 
 /// How many acknowledged op ids the server remembers for resends.
 const DEDUPE_CAPACITY: usize = 100_000;
 
 impl Dedupe {
-    fn get(&self, key: &(Arc<str>, u64, u64)) -> Option<WireTimestamp> {
+    fn get(&self, key: &DedupeKey) -> Option<WireTimestamp> {
         self.seen.get(key).copied()
     }
 
-    fn insert(&mut self, key: (Arc<str>, u64, u64), ts: WireTimestamp) {
+    fn insert(&mut self, key: DedupeKey, ts: WireTimestamp) {
         if self.seen.insert(key.clone(), ts).is_none() {
             self.order.push_back(key);
             while self.order.len() > DEDUPE_CAPACITY {
@@ -97,6 +97,19 @@ impl Dedupe {
         }
     }
 }
+
+/// What an [`Engine`] is made of besides its maps and node id.
+pub(crate) struct EngineParts {
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) store: Arc<dyn Store>,
+    pub(crate) ts_policy: TimestampPolicy,
+    pub(crate) limits: Limits,
+    pub(crate) metrics: Arc<Metrics>,
+    pub(crate) listeners: Vec<Arc<dyn CommitListener>>,
+}
+
+/// Identifies an op for resend detection: (principal, client replica, op id).
+type DedupeKey = (Arc<str>, u64, u64);
 
 /// The node's data plane: maps, clock, store.
 #[derive(Debug)]
@@ -110,30 +123,31 @@ pub(crate) struct Engine {
     pub(crate) metrics: Arc<Metrics>,
     pub(crate) listeners: Vec<Arc<dyn CommitListener>>,
     dedupe: Mutex<Dedupe>,
+    /// Cleared when a group commit fails: the store refuses every later
+    /// write, and `/health` reports it.
+    healthy: std::sync::atomic::AtomicBool,
 }
 
 impl Engine {
-    pub(crate) fn new(
-        maps: Maps,
-        node: NodeId,
-        clock: Arc<dyn Clock>,
-        store: Arc<dyn Store>,
-        ts_policy: TimestampPolicy,
-        limits: Limits,
-        metrics: Arc<Metrics>,
-        listeners: Vec<Arc<dyn CommitListener>>,
-    ) -> Self {
+    /// An engine over `maps` whose clock issues timestamps as `node`.
+    pub(crate) fn new(maps: Maps, node: NodeId, parts: EngineParts) -> Self {
         Engine {
             maps,
             hlc: Mutex::new(Hlc::new(node)),
-            clock,
-            store,
-            ts_policy,
-            limits,
-            metrics,
-            listeners,
+            clock: parts.clock,
+            store: parts.store,
+            ts_policy: parts.ts_policy,
+            limits: parts.limits,
+            metrics: parts.metrics,
+            listeners: parts.listeners,
             dedupe: Mutex::new(Dedupe::default()),
+            healthy: std::sync::atomic::AtomicBool::new(true),
         }
+    }
+
+    /// Whether every commit so far succeeded.
+    pub(crate) fn is_healthy(&self) -> bool {
+        self.healthy.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Physical time now.
@@ -160,7 +174,10 @@ fn validate(op: &Op) -> Result<(), (RejectCode, String)> {
         ));
     }
     if op.key.is_empty() || op.key.len() > MAX_KEY_BYTES {
-        return Err((RejectCode::InvalidKey, format!("keys are 1 to {MAX_KEY_BYTES} bytes")));
+        return Err((
+            RejectCode::InvalidKey,
+            format!("keys are 1 to {MAX_KEY_BYTES} bytes"),
+        ));
     }
     Ok(())
 }
@@ -174,7 +191,7 @@ pub const MAX_KEY_BYTES: usize = 1024;
 struct Pending {
     index: usize,
     op_id: u64,
-    dedupe_key: (Arc<str>, u64, u64),
+    dedupe_key: DedupeKey,
     key: String,
     kind: PendingKind,
     timestamp: Timestamp,
@@ -266,7 +283,9 @@ pub(crate) async fn write(engine: Arc<Engine>, req: WriteRequest) -> WriteRespon
             let kind = match op.kind {
                 WireOpKind::Put { value, ttl_ms } => PendingKind::Put(Value::from(value), ttl_ms),
                 WireOpKind::Remove => PendingKind::Remove,
-                WireOpKind::OrAdd { value, ttl_ms } => PendingKind::OrAdd(Value::from(value), ttl_ms),
+                WireOpKind::OrAdd { value, ttl_ms } => {
+                    PendingKind::OrAdd(Value::from(value), ttl_ms)
+                }
                 WireOpKind::OrRemove { tags } => {
                     PendingKind::OrRemove(tags.into_iter().map(Timestamp::from).collect())
                 }
@@ -278,7 +297,10 @@ pub(crate) async fn write(engine: Arc<Engine>, req: WriteRequest) -> WriteRespon
                         &mut resp,
                         op.op_id,
                         RejectCode::ValueTooLarge,
-                        format!("value is {size} bytes; the limit is {}", limits.max_value_bytes),
+                        format!(
+                            "value is {size} bytes; the limit is {}",
+                            limits.max_value_bytes
+                        ),
                     );
                     continue;
                 }
@@ -329,7 +351,7 @@ pub(crate) async fn write(engine: Arc<Engine>, req: WriteRequest) -> WriteRespon
         }
     }
     let mut writes = Vec::new();
-    let mut applied: Vec<(usize, OpAckEntry, (Arc<str>, u64, u64))> = Vec::new();
+    let mut applied: Vec<(usize, OpAckEntry, DedupeKey)> = Vec::new();
     let mut lww_changes: Vec<(String, MapHandle, Vec<LwwChange>)> = Vec::new();
     for (map, ops) in by_map {
         let kind = ops[0].kind.map_kind();
@@ -353,14 +375,25 @@ pub(crate) async fn write(engine: Arc<Engine>, req: WriteRequest) -> WriteRespon
             for p in ops {
                 let encoded = match (&mut *data, p.kind) {
                     (MapData::Lww(m), PendingKind::Put(value, ttl_ms)) => {
-                        let record = LwwRecord { value: Some(value), timestamp: p.timestamp, ttl_ms };
+                        let record = LwwRecord {
+                            value: Some(value),
+                            timestamp: p.timestamp,
+                            ttl_ms,
+                        };
                         merge_lww(m, &p.key, record, &mut changes)
                     }
                     (MapData::Lww(m), PendingKind::Remove) => {
                         merge_lww(m, &p.key, LwwRecord::tombstone(p.timestamp), &mut changes)
                     }
                     (MapData::Or(m), PendingKind::OrAdd(value, ttl_ms)) => {
-                        m.add(&p.key, OrItem { value, tag: p.timestamp, ttl_ms });
+                        m.add(
+                            &p.key,
+                            OrItem {
+                                value,
+                                tag: p.timestamp,
+                                ttl_ms,
+                            },
+                        );
                         m.get(&p.key).map(stored_or).transpose()
                     }
                     (MapData::Or(m), PendingKind::OrRemove(tags)) => {
@@ -407,6 +440,9 @@ pub(crate) async fn write(engine: Arc<Engine>, req: WriteRequest) -> WriteRespon
     }
     if let Err(e) = engine.store.commit(writes).await {
         tracing::error!(error = %e, "group commit failed: rejecting the batch");
+        engine
+            .healthy
+            .store(false, std::sync::atomic::Ordering::Relaxed);
         for (_, ack, _) in applied {
             reject(
                 &mut resp,

@@ -90,7 +90,11 @@ impl Maps {
 
     /// The map, created empty with `kind` if it does not exist; an error if
     /// it exists with the other kind.
-    pub(crate) fn get_or_create(&self, name: &str, kind: MapKind) -> Result<MapHandle, KindMismatch> {
+    pub(crate) fn get_or_create(
+        &self,
+        name: &str,
+        kind: MapKind,
+    ) -> Result<MapHandle, KindMismatch> {
         let handle = match self.maps.get(name) {
             Some(m) => Arc::clone(m.value()),
             None => Arc::clone(
@@ -130,11 +134,13 @@ impl Maps {
                     StoredRecord::Lww(_) => MapKind::Lww,
                     StoredRecord::Or(_) => MapKind::Or,
                 };
-                let handle = maps.get_or_create(&row.map, kind).map_err(|_| LoadError::Corrupt {
-                    map: row.map.clone(),
-                    key: row.key.clone(),
-                    detail: "map holds records of both kinds".to_owned(),
-                })?;
+                let handle =
+                    maps.get_or_create(&row.map, kind)
+                        .map_err(|_| LoadError::Corrupt {
+                            map: row.map.clone(),
+                            key: row.key.clone(),
+                            detail: "map holds records of both kinds".to_owned(),
+                        })?;
                 let mut data = lock(&handle);
                 match (&mut *data, stored) {
                     (MapData::Lww(m), StoredRecord::Lww(r)) => {

@@ -1,0 +1,9 @@
+//! End-to-end tests: real servers on loopback sockets, real TLS, driven the
+//! way clients drive them.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a panic in a test is a failed test
+
+mod bad_input;
+mod handshake;
+mod live;
+mod tls;
