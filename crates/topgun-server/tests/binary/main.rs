@@ -65,9 +65,11 @@ pub fn spawn(mut cmd: Command) -> Proc {
     });
     let mut banner = Vec::new();
     loop {
-        let line = rx
-            .recv_timeout(Duration::from_secs(30))
-            .expect("topgun-server did not print its listening line within 30 s");
+        let Ok(line) = rx.recv_timeout(Duration::from_secs(30)) else {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("topgun-server did not print its listening line within 30 s: {banner:?}");
+        };
         banner.push(line.clone());
         if let Some(rest) = line.split("listening on ").nth(1) {
             let hostport = rest
