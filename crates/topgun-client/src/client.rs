@@ -276,7 +276,9 @@ impl Client {
         if let Some(info) = self.close_info() {
             return info;
         }
-        self.shared.router().set_client_closing();
+        self.shared
+            .router()
+            .set_client_close(Some(wire::codes::NORMAL), "client closed");
         let grace = self.shared.close_grace;
         let polite = async {
             let _ = self
@@ -517,10 +519,7 @@ impl Client {
             RawFrame::Binary(b) => Message::Binary(b.into()),
             RawFrame::Text(t) => Message::Text(t.into()),
             RawFrame::Ping(p) => Message::Ping(p.into()),
-            RawFrame::Close { code, reason } => {
-                self.shared.router().set_client_closing();
-                wire::close_frame(code, &reason)
-            }
+            RawFrame::Close { code, reason } => wire::close_frame(code, &reason),
         };
         self.enqueue(frame).await
     }

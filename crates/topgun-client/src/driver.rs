@@ -59,34 +59,40 @@ async fn read_loop(
     let info = loop {
         let item = tokio::select! {
             () = shared.stop_reader.notified() => {
-                break shared.router().closed().cloned().unwrap_or_else(|| CloseInfo {
+                break ended(&shared, CloseInfo {
                     code: None,
-                    reason: "closed by the client before the server answered the close".to_owned(),
-                    initiator: CloseInitiator::Client,
+                    reason: "the connection was stopped".to_owned(),
+                    initiator: CloseInitiator::Transport,
                 });
             }
             item = stream.next() => item,
         };
         let frame = match item {
             None => {
-                break CloseInfo {
-                    code: None,
-                    reason: "the connection ended without a close frame".to_owned(),
-                    initiator: CloseInitiator::Transport,
-                };
+                break ended(
+                    &shared,
+                    CloseInfo {
+                        code: None,
+                        reason: "the connection ended without a close frame".to_owned(),
+                        initiator: CloseInitiator::Transport,
+                    },
+                );
             }
             Some(Err(e)) => {
-                break CloseInfo {
-                    code: None,
-                    reason: format!("connection failed: {e}"),
-                    initiator: CloseInitiator::Transport,
-                };
+                break ended(
+                    &shared,
+                    CloseInfo {
+                        code: None,
+                        reason: format!("connection failed: {e}"),
+                        initiator: CloseInitiator::Transport,
+                    },
+                );
             }
             Some(Ok(frame)) => frame,
         };
         if let Message::Close(close) = &frame {
             let (code, reason) = wire::close_parts(close.as_ref());
-            let initiator = if shared.router().client_closing() {
+            let initiator = if shared.router().client_close().is_some() {
                 CloseInitiator::Client
             } else {
                 CloseInitiator::Server
@@ -112,7 +118,9 @@ async fn read_loop(
             Err(e) => {
                 let reason = format!("undecodable server message: {e}");
                 tracing::warn!(%reason, "closing the connection");
-                shared.router().set_client_closing();
+                shared
+                    .router()
+                    .set_client_close(Some(codes::PROTOCOL_ERROR), "undecodable message");
                 shared.try_send_frame(wire::close_frame(
                     codes::PROTOCOL_ERROR,
                     "undecodable message",
@@ -134,6 +142,25 @@ async fn read_loop(
     })
     .await;
     stop_writer.notify_one();
+}
+
+/// How the connection ended when no close frame arrived: a close this
+/// client sent and the server never answered (or the stream was stopped
+/// after it) still counts as the client's close with its code; otherwise
+/// `fallback`.
+fn ended(shared: &Shared, fallback: CloseInfo) -> CloseInfo {
+    let router = shared.router();
+    if let Some(info) = router.closed() {
+        return info.clone();
+    }
+    match router.client_close() {
+        Some((code, reason)) => CloseInfo {
+            code: *code,
+            reason: reason.clone(),
+            initiator: CloseInitiator::Client,
+        },
+        None => fallback,
+    }
 }
 
 /// Carries out one routing action.
@@ -248,10 +275,13 @@ async fn write_some(
     let mut next = Some(first);
     let mut fed = 0;
     while let Some(frame) = next.take() {
-        let is_close = matches!(frame, Message::Close(_));
-        if is_close {
-            shared.router().set_client_closing();
-        }
+        let is_close = if let Message::Close(close) = &frame {
+            let (code, reason) = wire::close_parts(close.as_ref());
+            shared.router().set_client_close(code, &reason);
+            true
+        } else {
+            false
+        };
         sink.feed(frame).await?;
         fed += 1;
         if is_close {

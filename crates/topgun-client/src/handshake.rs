@@ -48,6 +48,9 @@ pub(crate) async fn authenticate(
             max_version,
             reason,
         } => (min_version, max_version, reason),
+        ServerMessage::Error { code, message } => {
+            return Err(ConnectError::Server { code, message });
+        }
         other => return Err(unexpected("AUTH_REQUIRED", &other)),
     };
     let Some(version) = negotiate_version(min, max) else {

@@ -104,7 +104,8 @@ enum Awaiting {
 #[derive(Default)]
 pub(crate) struct Router {
     closed: Option<CloseInfo>,
-    client_closing: bool,
+    /// The close frame this client sent, if it sent one.
+    client_close: Option<(Option<u16>, String)>,
     /// op id -> (batch id, position in the batch).
     op_slots: HashMap<u64, (u64, usize)>,
     batches: HashMap<u64, Batch>,
@@ -127,15 +128,18 @@ impl Router {
         self.closed.as_ref()
     }
 
-    /// Notes that this client sent (or is about to send) a close frame, so
-    /// the echo is attributed to the client.
-    pub(crate) fn set_client_closing(&mut self) {
-        self.client_closing = true;
+    /// Notes that this client sent (or is about to send) a close frame with
+    /// `code` and `reason`, so the end of the connection is attributed to
+    /// the client. The first close frame counts.
+    pub(crate) fn set_client_close(&mut self, code: Option<u16>, reason: &str) {
+        if self.client_close.is_none() {
+            self.client_close = Some((code, reason.to_owned()));
+        }
     }
 
-    /// Whether this client initiated the close.
-    pub(crate) fn client_closing(&self) -> bool {
-        self.client_closing
+    /// The close frame this client sent, if any.
+    pub(crate) fn client_close(&self) -> Option<&(Option<u16>, String)> {
+        self.client_close.as_ref()
     }
 
     fn check_open(&self) -> Result<(), ClientError> {

@@ -8,9 +8,10 @@
 //! that level -> `SYNC_RESP_BUCKETS`; then `SYNC_REQ_LEAF` with the local
 //! digests of the differing leaves (in chunks, so no request outgrows the
 //! message limit) -> `SYNC_RESP_LEAF`, whose records are merged into the
-//! local map.
+//! local map. The server's `wanted_keys` are reported, less the keys the
+//! merge made equal to the server's state.
 
-use std::collections::{BTreeSet, VecDeque};
+use std::collections::{BTreeSet, HashSet, VecDeque};
 
 use topgun_core::merkle::LeafDigest;
 use topgun_core::{LwwMap, LwwRecord, MapKind, MerklePath, MerkleTree, OrEntry, OrMap};
@@ -37,13 +38,25 @@ pub struct SyncReport {
     pub records_received: usize,
     /// How many of them changed the local map.
     pub records_applied: usize,
-    /// Keys the server lacks or holds differently: the client should send
-    /// its state for them.
+    /// Keys the server asked for (`wanted_keys`) whose local state, after
+    /// the merge, is still not the server's: the client holds writes the
+    /// server lacks and should send its state for them. (Keys the server
+    /// listed only because the client was behind are left out.)
     pub wanted_keys: Vec<String>,
     /// Payload bytes of the frames sent.
     pub bytes_sent: u64,
     /// Payload bytes of the frames received.
     pub bytes_received: u64,
+}
+
+/// What merging a `SYNC_RESP_LEAF` did to the local replica.
+#[derive(Debug, Default)]
+pub(crate) struct Merged {
+    /// Records that changed the local map.
+    pub(crate) applied: usize,
+    /// Keys whose local state is now exactly the server's (so the server
+    /// does not need the client's).
+    pub(crate) converged: HashSet<String>,
 }
 
 /// A local replica that can take part in a sync.
@@ -54,9 +67,9 @@ pub(crate) trait SyncReplica {
     fn tree(&self) -> &MerkleTree;
     /// The digests of the given leaf buckets.
     fn digests(&self, leaves: &[MerklePath]) -> Vec<LeafDigest>;
-    /// Merges the server's records; returns how many changed the map, or
-    /// `None` when the records are of the other kind.
-    fn merge(&mut self, records: LeafRecords) -> Option<usize>;
+    /// Merges the server's records, or returns `None` when they are of the
+    /// other kind.
+    fn merge(&mut self, records: LeafRecords) -> Option<Merged>;
 }
 
 impl SyncReplica for LwwMap {
@@ -70,17 +83,21 @@ impl SyncReplica for LwwMap {
         self.leaf_digests(leaves)
     }
 
-    fn merge(&mut self, records: LeafRecords) -> Option<usize> {
+    fn merge(&mut self, records: LeafRecords) -> Option<Merged> {
         let LeafRecords::Lww(records) = records else {
             return None;
         };
-        Some(
-            records
-                .into_iter()
-                .map(|r| LwwMap::merge(self, r.key, LwwRecord::from(r.record)).changed())
-                .filter(|changed| *changed)
-                .count(),
-        )
+        let mut merged = Merged::default();
+        for r in records {
+            let record = LwwRecord::from(r.record);
+            if LwwMap::merge(self, r.key.as_str(), record.clone()).changed() {
+                merged.applied += 1;
+            }
+            if self.get(&r.key) == Some(&record) {
+                merged.converged.insert(r.key);
+            }
+        }
+        Some(merged)
     }
 }
 
@@ -95,17 +112,21 @@ impl SyncReplica for OrMap {
         self.leaf_digests(leaves)
     }
 
-    fn merge(&mut self, records: LeafRecords) -> Option<usize> {
+    fn merge(&mut self, records: LeafRecords) -> Option<Merged> {
         let LeafRecords::Or(entries) = records else {
             return None;
         };
-        Some(
-            entries
-                .into_iter()
-                .map(|e| self.merge_entry(&e.key, &OrEntry::from(e.entry)))
-                .filter(|changed| *changed)
-                .count(),
-        )
+        let mut merged = Merged::default();
+        for e in entries {
+            let entry = OrEntry::from(e.entry);
+            if self.merge_entry(&e.key, &entry) {
+                merged.applied += 1;
+            }
+            if self.get(&e.key) == Some(&entry) {
+                merged.converged.insert(e.key);
+            }
+        }
+        Some(merged)
     }
 }
 
@@ -256,11 +277,15 @@ impl SyncMachine {
                     .into());
                 }
                 self.report.records_received += records.len();
-                let applied = replica
+                let merged = replica
                     .merge(records)
                     .ok_or(ProtocolViolation::MapKindMismatch)?;
-                self.report.records_applied += applied;
-                self.report.wanted_keys.extend(wanted_keys);
+                self.report.records_applied += merged.applied;
+                self.report.wanted_keys.extend(
+                    wanted_keys
+                        .into_iter()
+                        .filter(|k| !merged.converged.contains(k)),
+                );
                 Ok(self.request_next_leaves())
             }
             (state, other) => {

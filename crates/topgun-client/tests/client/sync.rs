@@ -1,0 +1,236 @@
+//! The Merkle sync exchange against a fake server that holds core maps and
+//! answers with topgun-core.
+
+use topgun_client::{Client, ClientError, ErrorCode, StaticToken};
+use topgun_core::merkle::{LeafDigest, diff_leaf};
+use topgun_core::{LwwMap, LwwRecord, NodeId, OrItem, OrMap, Timestamp, Value};
+use topgun_protocol::{
+    BucketHashes, ClientMessage, Hash64, LeafRecords, LwwKeyRecord, OrKeyEntry, ServerMessage,
+    WireMapKind,
+};
+
+use crate::fake::{Conn, FakeServer};
+
+fn t(millis: u64) -> Timestamp {
+    Timestamp::new(millis, 0, NodeId(0x5e))
+}
+
+/// The server's maps.
+struct Maps {
+    lww: LwwMap,
+    or: OrMap,
+}
+
+impl Maps {
+    fn tree(&self, kind: WireMapKind) -> &topgun_core::MerkleTree {
+        match kind {
+            WireMapKind::Lww => self.lww.merkle(),
+            WireMapKind::Or => self.or.merkle(),
+        }
+    }
+
+    fn digest(&self, kind: WireMapKind, leaf: &LeafDigest) -> LeafDigest {
+        let digests = match kind {
+            WireMapKind::Lww => self.lww.leaf_digests(&[leaf.path]),
+            WireMapKind::Or => self.or.leaf_digests(&[leaf.path]),
+        };
+        digests.into_iter().next().unwrap()
+    }
+
+    fn records(&self, kind: WireMapKind, keys: &[String]) -> LeafRecords {
+        match kind {
+            WireMapKind::Lww => LeafRecords::Lww(
+                keys.iter()
+                    .filter_map(|k| {
+                        self.lww.get(k).map(|r| LwwKeyRecord {
+                            key: k.clone(),
+                            record: r.try_into().unwrap(),
+                        })
+                    })
+                    .collect(),
+            ),
+            WireMapKind::Or => LeafRecords::Or(
+                keys.iter()
+                    .filter_map(|k| {
+                        self.or.get(k).map(|e| OrKeyEntry {
+                            key: k.clone(),
+                            entry: e.try_into().unwrap(),
+                        })
+                    })
+                    .collect(),
+            ),
+        }
+    }
+}
+
+/// Answers sync requests until the client closes; returns how many
+/// requests it answered.
+async fn serve_sync(conn: &mut Conn, maps: &Maps) -> usize {
+    let mut answered = 0;
+    while let Ok(msg) = conn.recv_or_close().await {
+        let reply = match msg {
+            ClientMessage::SyncInit { map, kind, .. } => ServerMessage::SyncRespRoot {
+                map,
+                kind,
+                root: Hash64(maps.tree(kind).root()),
+            },
+            ClientMessage::MerkleReqBucket { map, kind, paths } => ServerMessage::SyncRespBuckets {
+                map,
+                kind,
+                buckets: paths
+                    .into_iter()
+                    .map(|p| BucketHashes::from_tree(maps.tree(kind), p.into()).unwrap())
+                    .collect(),
+            },
+            ClientMessage::SyncReqLeaf { map, kind, leaves } => {
+                let mut differing = Vec::new();
+                let mut wanted = Vec::new();
+                for leaf in leaves {
+                    let client = LeafDigest::from(leaf);
+                    let mine = maps.digest(kind, &client);
+                    for key in diff_leaf(&mine.entries, &client.entries) {
+                        if client.entries.iter().any(|(k, _)| *k == key) {
+                            wanted.push(key.clone());
+                        }
+                        differing.push(key);
+                    }
+                }
+                ServerMessage::SyncRespLeaf {
+                    map,
+                    records: maps.records(kind, &differing),
+                    wanted_keys: wanted,
+                }
+            }
+            other => panic!("not a sync request: {other:?}"),
+        };
+        conn.send(reply).await;
+        answered += 1;
+    }
+    answered
+}
+
+#[tokio::test]
+async fn sync_lww_converges_to_the_server_map_including_a_tombstone() {
+    let mut server_lww = LwwMap::new();
+    for i in 0..500 {
+        server_lww.merge(format!("k{i}"), LwwRecord::put(Value::Int(i), t(100)));
+    }
+    // The client saw an older state of the map.
+    let mut local = server_lww.clone();
+    server_lww.merge("k7", LwwRecord::tombstone(t(200)));
+    server_lww.merge("k8", LwwRecord::put(Value::from("changed"), t(200)));
+    server_lww.merge("new", LwwRecord::put(Value::Bool(true), t(200)));
+    // And the client wrote something the server lacks.
+    local.merge("offline", LwwRecord::put(Value::from("mine"), t(150)));
+    let expected = server_lww.clone();
+
+    let maps = Maps {
+        lww: server_lww,
+        or: OrMap::new(),
+    };
+    let server = FakeServer::start(|mut conn| async move {
+        conn.accept_auth("alice").await;
+        // SYNC_INIT, three MERKLE_REQ_BUCKETs, one SYNC_REQ_LEAF.
+        assert_eq!(serve_sync(&mut conn, &maps).await, 5);
+    })
+    .await;
+    let client = Client::connect(server.config(), StaticToken::new("t"))
+        .await
+        .unwrap();
+    let report = client.sync_lww("todos", &mut local).await.unwrap();
+    assert!(!report.already_in_sync);
+    assert_eq!(report.records_received, 3);
+    assert_eq!(report.records_applied, 3);
+    assert_eq!(report.wanted_keys, ["offline"]);
+    assert_eq!(report.round_trips, 5);
+    assert!(report.bytes_sent > 0 && report.bytes_received > 0);
+    assert!(
+        local.get("k7").unwrap().is_tombstone(),
+        "the deletion synced"
+    );
+    assert_eq!(local.get_live("k8", 0), Some(&Value::from("changed")));
+    assert!(local.get("new").is_some());
+
+    // The local map is the server's plus the client's own write.
+    let mut server_plus = expected;
+    server_plus.merge("offline", LwwRecord::put(Value::from("mine"), t(150)));
+    assert_eq!(local, server_plus);
+    client.close().await;
+    server.join().await;
+}
+
+#[tokio::test]
+async fn sync_lww_of_an_identical_map_is_one_round_trip_and_sync_or_converges() {
+    let mut server_lww = LwwMap::new();
+    server_lww.merge("a", LwwRecord::put(Value::Int(1), t(1)));
+    let mut local_lww = server_lww.clone();
+    let mut server_or = OrMap::new();
+    let item = |v: &str, ms| OrItem {
+        value: Value::from(v),
+        tag: t(ms),
+        ttl_ms: None,
+    };
+    server_or.add("colors", item("red", 1));
+    server_or.add("colors", item("blue", 2));
+    let mut local_or = server_or.clone();
+    server_or.remove("colors", &[t(1)], t(3));
+    let expected_or = server_or.clone();
+
+    let maps = Maps {
+        lww: server_lww,
+        or: server_or,
+    };
+    let server = FakeServer::start(|mut conn| async move {
+        conn.accept_auth("alice").await;
+        serve_sync(&mut conn, &maps).await;
+    })
+    .await;
+    let client = Client::connect(server.config(), StaticToken::new("t"))
+        .await
+        .unwrap();
+    let same = client.sync_lww("plain", &mut local_lww).await.unwrap();
+    assert!(same.already_in_sync);
+    assert_eq!(same.round_trips, 1);
+    let report = client.sync_or("tags", &mut local_or).await.unwrap();
+    assert_eq!(report.records_applied, 1);
+    assert!(report.wanted_keys.is_empty());
+    assert_eq!(local_or, expected_or, "the removal synced");
+    client.close().await;
+    server.join().await;
+}
+
+#[tokio::test]
+async fn a_refused_sync_is_a_server_error() {
+    let server = FakeServer::start(|mut conn| async move {
+        conn.accept_auth("alice").await;
+        let ClientMessage::SyncInit { .. } = conn.recv().await else {
+            panic!("expected SYNC_INIT")
+        };
+        conn.send(ServerMessage::Error {
+            code: ErrorCode::Forbidden,
+            message: "read denied".to_owned(),
+        })
+        .await;
+        conn.expect_close().await;
+    })
+    .await;
+    let client = Client::connect(server.config(), StaticToken::new("t"))
+        .await
+        .unwrap();
+    let mut local = LwwMap::new();
+    let err = client.sync_lww("secret", &mut local).await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            ClientError::Server {
+                code: ErrorCode::Forbidden,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    // The map is free for another sync.
+    assert_eq!(client.pending_requests(), 0);
+    client.close().await;
+    server.join().await;
+}
