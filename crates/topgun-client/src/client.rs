@@ -111,10 +111,15 @@ impl Shared {
     /// The connection ended: fail every pending request, publish the close.
     /// Only the first call has an effect.
     pub(crate) fn teardown(&self, info: CloseInfo) {
-        if self.closed.borrow().is_some() {
-            return;
-        }
-        let info = self.router().close(info);
+        let info = {
+            // Checked and closed under one lock, so a reader and a writer
+            // failing at once publish one close.
+            let mut router = self.router();
+            if router.closed().is_some() {
+                return;
+            }
+            router.close(info)
+        };
         self.closed.send_replace(Some(info.clone()));
         self.publish(ClientEvent::Closed(info));
     }
@@ -414,12 +419,16 @@ impl Client {
             .shared
             .router()
             .register_query(query_id, tx, end.clone())?;
-        if let Err(e) = self.enqueue(frame).await {
-            self.shared
-                .router()
-                .remove_query(query_id, SubscriptionEnd::Unsubscribed);
-            return Err(e);
-        }
+        // If the frame never leaves (an error, or the caller gives up while
+        // the queue is full), the registration goes too. Once it is queued,
+        // a result nobody awaits is unsubscribed by the router.
+        let mut unsent = UnsentQuery {
+            shared: &self.shared,
+            query_id,
+            armed: true,
+        };
+        self.enqueue(frame).await?;
+        unsent.armed = false;
         match self.await_reply(initial_rx).await {
             Ok(initial) => Ok(Subscription::new(
                 query_id,
@@ -562,6 +571,23 @@ fn unknown_close() -> CloseInfo {
         code: None,
         reason: "the connection ended".to_owned(),
         initiator: CloseInitiator::Transport,
+    }
+}
+
+/// Forgets a subscription whose `QUERY_SUB` was never queued.
+struct UnsentQuery<'a> {
+    shared: &'a Shared,
+    query_id: u64,
+    armed: bool,
+}
+
+impl Drop for UnsentQuery<'_> {
+    fn drop(&mut self) {
+        if self.armed {
+            self.shared
+                .router()
+                .remove_query(self.query_id, SubscriptionEnd::Unsubscribed);
+        }
     }
 }
 

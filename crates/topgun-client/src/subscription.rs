@@ -51,7 +51,9 @@ pub enum SubscriptionEnd {
 /// A live query: its initial result and the changes that follow.
 ///
 /// Dropping it unsubscribes (best effort); [`Subscription::unsubscribe`]
-/// does so explicitly.
+/// does so explicitly. A subscription does not keep the connection open:
+/// when the last [`crate::Client`] handle is dropped the connection closes
+/// and the subscription ends with [`SubscriptionEnd::Disconnected`].
 pub struct Subscription {
     query_id: u64,
     map: String,
