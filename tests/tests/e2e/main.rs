@@ -5,5 +5,6 @@
 
 mod bad_input;
 mod handshake;
+mod limits;
 mod live;
 mod tls;

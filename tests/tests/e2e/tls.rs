@@ -191,3 +191,65 @@ async fn a_bad_certificate_path_is_a_clear_startup_error() {
         .to_string();
     assert!(text.contains("no PEM private key"), "{text}");
 }
+
+/// `TOPGUN_TLS_CA_PATH`: clients must present a certificate signed by the
+/// CA. Without one the connection fails; with a CA-signed client
+/// certificate (the dev PKI's node certificates carry clientAuth) it works.
+#[tokio::test]
+async fn client_certificates_are_required_when_a_client_ca_is_set() {
+    let dir = tempfile::tempdir().unwrap();
+    xtask::certs::generate(&xtask::certs::CertsOptions {
+        out: dir.path().to_owned(),
+        nodes: 1,
+        ..Default::default()
+    })
+    .unwrap();
+    let mut tls = TlsConfig::new(dir.path().join("server.crt"), dir.path().join("server.key"));
+    tls.client_ca_path = Some(dir.path().join("ca.crt"));
+    let server = start_with(test_builder(Limits::default()).tls(tls)).await;
+
+    let ws_over = |stream| async move {
+        let url = format!("wss://localhost:{}/ws", server.addr.port());
+        let req =
+            tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(url)
+                .unwrap();
+        tokio_tungstenite::client_async(req, stream)
+            .await
+            .map(|_| ())
+    };
+
+    // No client certificate: TLS 1.3 may finish the client side of the
+    // handshake, but the server rejects it before any HTTP is served.
+    let anonymous = client_config(&dir.path().join("ca.crt"), rustls::ALL_VERSIONS);
+    let refused = match tls_connect(server.addr, anonymous).await {
+        Err(_) => true,
+        Ok(stream) => ws_over(stream).await.is_err(),
+    };
+    assert!(refused, "a client without a certificate is refused");
+
+    // With the node certificate as client identity.
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_file_iter(dir.path().join("ca.crt")).unwrap() {
+        roots.add(cert.unwrap()).unwrap();
+    }
+    let chain: Vec<CertificateDer<'static>> =
+        CertificateDer::pem_file_iter(dir.path().join("node-1.crt"))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+    let key =
+        rustls::pki_types::PrivateKeyDer::from_pem_file(dir.path().join("node-1.key")).unwrap();
+    let with_cert = Arc::new(
+        rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_client_auth_cert(chain, key)
+        .unwrap(),
+    );
+    let stream = tls_connect(server.addr, with_cert).await.unwrap();
+    ws_over(stream).await.unwrap();
+    server.stop().await.unwrap();
+}
