@@ -6,6 +6,7 @@
 mod bad_input;
 mod client;
 mod handshake;
+mod http;
 mod limits;
 mod live;
 mod tls;
