@@ -1,5 +1,6 @@
 //! The last-writer-wins map.
 
+use std::cmp::Ordering;
 use std::collections::HashMap;
 
 use xxhash_rust::xxh3::Xxh3;
@@ -7,7 +8,7 @@ use xxhash_rust::xxh3::Xxh3;
 use crate::hlc::Timestamp;
 use crate::merkle::{self, LeafDigest, MerkleError, MerklePath, MerkleTree};
 use crate::record::LwwRecord;
-use crate::value::{Value, hash_str};
+use crate::value::{ByteSink, Value, put_str};
 
 /// What [`LwwMap::merge`] did with an incoming record.
 #[derive(Clone, Debug, PartialEq)]
@@ -16,9 +17,10 @@ pub enum MergeOutcome {
     Inserted,
     /// The record won over the stored one, which is returned.
     Replaced(LwwRecord),
-    /// The stored record has an equal or greater timestamp, or the key is
-    /// absent and the record predates the pruning frontier (it was superseded
-    /// by a pruned tombstone); nothing changed.
+    /// The stored record wins (a greater timestamp, or the same timestamp
+    /// and the tie-break, see [`LwwMap::merge`]) or is the same record, or
+    /// the key is absent and the record predates the pruning frontier (it
+    /// was superseded by a pruned tombstone); nothing changed.
     Ignored,
 }
 
@@ -30,7 +32,8 @@ impl MergeOutcome {
 }
 
 /// A map from string keys to [`LwwRecord`]s in which, per key, the record
-/// with the greatest timestamp wins.
+/// with the greatest timestamp wins; on equal timestamps, the record with
+/// the greater [`entry_hash`] (see [`LwwMap::merge`]).
 ///
 /// Removals are tombstones, kept so that they replicate and sync; they can be
 /// pruned with [`LwwMap::prune_tombstones`] once every replica has seen them.
@@ -85,16 +88,32 @@ impl LwwMap {
 
     /// Merges one record: it is kept if its timestamp is greater than the
     /// stored record's. Merging the same record twice is a no-op.
+    ///
+    /// Two different records with the same timestamp should not exist (a
+    /// timestamp names one write of one node), but a buggy or spoofed node
+    /// id can make them. They still converge: the one with the greater
+    /// [`entry_hash`] wins, and in the (astronomically rare, but
+    /// constructible: xxh3 is not collision resistant) case of equal hashes,
+    /// the one whose hashed bytes compare greater. The winner is thus the
+    /// maximum of a total order over records, so merging stays commutative,
+    /// associative and idempotent whatever the records.
     pub fn merge(
         &mut self,
         key: impl Into<String> + AsRef<str>,
         record: LwwRecord,
     ) -> MergeOutcome {
         if let Some(entry) = self.records.get_mut(key.as_ref()) {
-            if record.timestamp <= entry.record.timestamp {
-                return MergeOutcome::Ignored;
-            }
-            let hash = entry_hash(key.as_ref(), &record);
+            let hash = match record.timestamp.cmp(&entry.record.timestamp) {
+                Ordering::Less => return MergeOutcome::Ignored,
+                Ordering::Greater => entry_hash(key.as_ref(), &record),
+                Ordering::Equal => {
+                    let hash = entry_hash(key.as_ref(), &record);
+                    if !wins_tie(key.as_ref(), (&record, hash), (&entry.record, entry.hash)) {
+                        return MergeOutcome::Ignored;
+                    }
+                    hash
+                }
+            };
             self.tree.update(key.as_ref(), Some(entry.hash), Some(hash));
             entry.hash = hash;
             let old = std::mem::replace(&mut entry.record, record);
@@ -191,35 +210,63 @@ impl PartialEq for LwwMap {
 
 /// The Merkle entry hash of one last-writer-wins record: covers the key, the
 /// timestamp, the TTL and the value (or the tombstone). One definition, used
-/// by every replica.
+/// by every replica, and the tie-break of [`LwwMap::merge`] between two
+/// records with the same timestamp.
 pub fn entry_hash(key: &str, record: &LwwRecord) -> u64 {
     let mut h = Xxh3::new();
-    h.update(b"L");
-    hash_str(&mut h, key);
-    hash_timestamp(&mut h, &record.timestamp);
-    hash_ttl(&mut h, record.ttl_ms);
-    match &record.value {
-        None => h.update(&[0]),
-        Some(v) => {
-            h.update(&[1]);
-            v.hash_into(&mut h);
-        }
-    }
+    write_entry(&mut h, key, record);
     h.digest()
 }
 
-pub(crate) fn hash_timestamp(h: &mut Xxh3, t: &Timestamp) {
-    h.update(&t.millis.to_le_bytes());
-    h.update(&t.counter.to_le_bytes());
-    h.update(&t.node.0.to_le_bytes());
+/// Whether `incoming` beats `stored` (both with their entry hashes), two
+/// records of one key with the same timestamp: the greater hash wins, and
+/// on equal hashes the greater canonical bytes. The same record (the usual
+/// case of equal hashes: a duplicate delivery) does not win.
+fn wins_tie(key: &str, incoming: (&LwwRecord, u64), stored: (&LwwRecord, u64)) -> bool {
+    match incoming.1.cmp(&stored.1) {
+        Ordering::Greater => true,
+        Ordering::Less => false,
+        // Comparing the records first spares the buffers for duplicates.
+        Ordering::Equal => {
+            incoming.0 != stored.0 && entry_bytes(key, incoming.0) > entry_bytes(key, stored.0)
+        }
+    }
 }
 
-pub(crate) fn hash_ttl(h: &mut Xxh3, ttl: Option<u64>) {
+/// The bytes [`entry_hash`] hashes.
+fn entry_bytes(key: &str, record: &LwwRecord) -> Vec<u8> {
+    let mut out = Vec::new();
+    write_entry(&mut out, key, record);
+    out
+}
+
+/// Writes `"L" | key | timestamp | ttl | 0, or 1 + canonical value`.
+fn write_entry<S: ByteSink + ?Sized>(out: &mut S, key: &str, record: &LwwRecord) {
+    out.put(b"L");
+    put_str(out, key);
+    put_timestamp(out, &record.timestamp);
+    put_ttl(out, record.ttl_ms);
+    match &record.value {
+        None => out.put(&[0]),
+        Some(v) => {
+            out.put(&[1]);
+            v.write_canonical(out);
+        }
+    }
+}
+
+pub(crate) fn put_timestamp<S: ByteSink + ?Sized>(out: &mut S, t: &Timestamp) {
+    out.put(&t.millis.to_le_bytes());
+    out.put(&t.counter.to_le_bytes());
+    out.put(&t.node.0.to_le_bytes());
+}
+
+pub(crate) fn put_ttl<S: ByteSink + ?Sized>(out: &mut S, ttl: Option<u64>) {
     match ttl {
-        None => h.update(&[0]),
+        None => out.put(&[0]),
         Some(t) => {
-            h.update(&[1]);
-            h.update(&t.to_le_bytes());
+            out.put(&[1]);
+            out.put(&t.to_le_bytes());
         }
     }
 }

@@ -1,16 +1,17 @@
 //! The observed-remove map: many values per key, add wins over a concurrent
 //! remove.
 
+use std::cmp::Ordering;
 use std::collections::btree_map::Entry;
 use std::collections::{BTreeMap, HashMap};
 
 use xxhash_rust::xxh3::Xxh3;
 
 use crate::hlc::Timestamp;
-use crate::lww::{hash_timestamp, hash_ttl};
+use crate::lww::{put_timestamp, put_ttl};
 use crate::merkle::{self, LeafDigest, MerkleError, MerklePath, MerkleTree};
 use crate::record::{OrItem, OrTombstone};
-use crate::value::{Value, hash_str};
+use crate::value::{ByteSink, Value, put_str};
 
 /// Everything one replica knows about one key of an [`OrMap`]: the items it
 /// holds and the tags it has seen removed, with when they were removed.
@@ -24,8 +25,9 @@ pub struct OrEntry {
 impl OrEntry {
     /// Rebuilds an entry from its parts (as received from a peer), merging
     /// them as [`OrMap::merge_entry`] would: items whose tag is among the
-    /// tombstones are dropped, and a tag listed twice keeps its latest
-    /// removal time.
+    /// tombstones are dropped, a tag listed twice among the items keeps the
+    /// winning item (see [`item_hash`]), and among the tombstones its
+    /// latest removal time.
     pub fn from_parts(
         items: impl IntoIterator<Item = OrItem>,
         tombstones: impl IntoIterator<Item = OrTombstone>,
@@ -65,18 +67,28 @@ impl OrEntry {
         self.items.is_empty() && self.tombstones.is_empty()
     }
 
-    /// Adds an item unless its tag is already present or removed, or it is
-    /// older than `frontier` (then every replica already saw it, so its
-    /// absence here means it was removed). Returns whether it was added.
+    /// Adds an item unless its tag is removed, or it is older than
+    /// `frontier` (then every replica already saw it, so its absence here
+    /// means it was removed). An item whose tag is present replaces the
+    /// present one only when it wins the tie-break ([`item_wins`]). Returns
+    /// whether the entry changed.
     fn add(&mut self, item: OrItem, frontier: Timestamp) -> bool {
-        if self.tombstones.contains_key(&item.tag)
-            || self.items.contains_key(&item.tag)
-            || item.tag < frontier
-        {
+        if self.tombstones.contains_key(&item.tag) || item.tag < frontier {
             return false;
         }
-        self.items.insert(item.tag, item);
-        true
+        match self.items.entry(item.tag) {
+            Entry::Vacant(v) => {
+                v.insert(item);
+                true
+            }
+            Entry::Occupied(mut o) => {
+                let wins = item_wins(&item, o.get());
+                if wins {
+                    o.insert(item);
+                }
+                wins
+            }
+        }
     }
 
     /// Removes the item tagged `tag` (present or not yet seen) and records
@@ -112,20 +124,64 @@ impl OrEntry {
     fn hash(&self, key: &str) -> u64 {
         let mut h = Xxh3::new();
         h.update(b"O");
-        hash_str(&mut h, key);
+        put_str(&mut h, key);
         h.update(&(self.items.len() as u64).to_le_bytes());
         for item in self.items.values() {
-            hash_timestamp(&mut h, &item.tag);
-            hash_ttl(&mut h, item.ttl_ms);
-            item.value.hash_into(&mut h);
+            write_item(&mut h, item);
         }
         h.update(&(self.tombstones.len() as u64).to_le_bytes());
         for (tag, removed_at) in &self.tombstones {
-            hash_timestamp(&mut h, tag);
-            hash_timestamp(&mut h, removed_at);
+            put_timestamp(&mut h, tag);
+            put_timestamp(&mut h, removed_at);
         }
         h.digest()
     }
+}
+
+/// The hash of one observed-remove item: xxh3-64 over its tag, TTL and
+/// canonical value, the same bytes [`entry_hash`] covers for the item
+/// (`millis u64 LE | counter u32 LE | node u64 LE | ttl (0, or 1 + u64 LE)
+/// | canonical value`).
+///
+/// It breaks the tie between two different items with the same tag, which
+/// should not exist (a tag names one add of one node) but a buggy or
+/// spoofed node id can make: the item with the greater hash wins, so every
+/// replica keeps the same one whatever order they arrive in.
+pub fn item_hash(item: &OrItem) -> u64 {
+    let mut h = Xxh3::new();
+    write_item(&mut h, item);
+    h.digest()
+}
+
+/// Whether `incoming` replaces `stored`, an item with the same tag: never
+/// when they are equal (a duplicate delivery); otherwise the greater
+/// [`item_hash`] wins, and on equal hashes (constructible, as xxh3 is not
+/// collision resistant) the greater hashed bytes. The winner is the maximum
+/// of a total order over items, which keeps merging commutative,
+/// associative and idempotent.
+fn item_wins(incoming: &OrItem, stored: &OrItem) -> bool {
+    incoming != stored && beats((incoming, item_hash(incoming)), (stored, item_hash(stored)))
+}
+
+/// The order of [`item_wins`] over items with their hashes.
+fn beats(a: (&OrItem, u64), b: (&OrItem, u64)) -> bool {
+    match a.1.cmp(&b.1) {
+        Ordering::Greater => true,
+        Ordering::Less => false,
+        Ordering::Equal => item_bytes(a.0) > item_bytes(b.0),
+    }
+}
+
+fn item_bytes(item: &OrItem) -> Vec<u8> {
+    let mut out = Vec::new();
+    write_item(&mut out, item);
+    out
+}
+
+fn write_item<S: ByteSink + ?Sized>(out: &mut S, item: &OrItem) {
+    put_timestamp(out, &item.tag);
+    put_ttl(out, item.ttl_ms);
+    item.value.write_canonical(out);
 }
 
 /// The Merkle entry hash of one observed-remove key: covers the key, every
@@ -137,7 +193,9 @@ pub fn entry_hash(key: &str, entry: &OrEntry) -> u64 {
 
 /// A map from string keys to sets of values. Each added value carries a
 /// unique tag (the timestamp of its add); a remove deletes only the tags its
-/// issuer observed, so an add concurrent with a remove survives it.
+/// issuer observed, so an add concurrent with a remove survives it. Two
+/// different items under one tag (against the clock's guarantee) converge
+/// to the one with the greater [`item_hash`].
 #[derive(Clone, Debug, Default)]
 pub struct OrMap {
     entries: HashMap<String, (OrEntry, u64)>,
@@ -202,8 +260,9 @@ impl OrMap {
     }
 
     /// Merges a peer's entry for `key`: the union of items minus the union of
-    /// tombstones, keeping the latest removal time per tag. Returns whether
-    /// the map changed.
+    /// tombstones, keeping the latest removal time per tag (and, for two
+    /// different items with one tag, the one [`item_hash`] picks). Returns
+    /// whether the map changed.
     pub fn merge_entry(&mut self, key: &str, remote: &OrEntry) -> bool {
         let frontier = self.pruned_before;
         self.update_entry(key, |e| {

@@ -49,7 +49,8 @@ impl CallerOrigin {
 pub struct LwwRecord {
     /// The value, or `None` for a tombstone.
     pub value: Option<Value>,
-    /// When the write happened; the greater timestamp wins a merge.
+    /// When the write happened; the greater timestamp wins a merge (on equal
+    /// timestamps, the greater [`crate::lww::entry_hash`]).
     pub timestamp: Timestamp,
     /// Time to live in milliseconds, counted from `timestamp.millis`.
     pub ttl_ms: Option<u64>,
@@ -110,6 +111,9 @@ pub struct OrItem {
     /// The value.
     pub value: Value,
     /// The unique tag: the timestamp of the add that created this item.
+    /// Should two different items carry one tag (only a misbehaving node
+    /// makes them), replicas keep the one with the greater
+    /// [`crate::or::item_hash`].
     pub tag: Timestamp,
     /// Time to live in milliseconds, counted from `tag.millis`.
     pub ttl_ms: Option<u64>,

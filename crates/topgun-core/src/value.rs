@@ -145,37 +145,67 @@ impl Value {
     /// for Merkle leaves (see `merkle`); changing it changes every Merkle
     /// root, so golden vectors in the tests pin it.
     pub fn hash_into(&self, hasher: &mut Xxh3) {
+        self.write_canonical(hasher);
+    }
+
+    /// Writes the canonical byte form of this value to `out`: a kind byte,
+    /// then the payload (little-endian numbers, floats as their bits,
+    /// length-prefixed strings, count-prefixed arrays and maps in key
+    /// order). The form is injective: two values with the same bytes are
+    /// the same value (bit for bit, for floats).
+    pub(crate) fn write_canonical<S: ByteSink + ?Sized>(&self, out: &mut S) {
         match self {
-            Value::Null => hasher.update(&[0]),
-            Value::Bool(b) => hasher.update(&[1, u8::from(*b)]),
+            Value::Null => out.put(&[0]),
+            Value::Bool(b) => out.put(&[1, u8::from(*b)]),
             Value::Int(i) => {
-                hasher.update(&[2]);
-                hasher.update(&i.to_le_bytes());
+                out.put(&[2]);
+                out.put(&i.to_le_bytes());
             }
             Value::Float(f) => {
-                hasher.update(&[3]);
-                hasher.update(&f.to_bits().to_le_bytes());
+                out.put(&[3]);
+                out.put(&f.to_bits().to_le_bytes());
             }
             Value::String(s) => {
-                hasher.update(&[4]);
-                hash_str(hasher, s);
+                out.put(&[4]);
+                put_str(out, s);
             }
             Value::Array(items) => {
-                hasher.update(&[5]);
-                hasher.update(&(items.len() as u64).to_le_bytes());
+                out.put(&[5]);
+                out.put(&(items.len() as u64).to_le_bytes());
                 for item in items {
-                    item.hash_into(hasher);
+                    item.write_canonical(out);
                 }
             }
             Value::Map(fields) => {
-                hasher.update(&[6]);
-                hasher.update(&(fields.len() as u64).to_le_bytes());
+                out.put(&[6]);
+                out.put(&(fields.len() as u64).to_le_bytes());
                 for (k, v) in fields {
-                    hash_str(hasher, k);
-                    v.hash_into(hasher);
+                    put_str(out, k);
+                    v.write_canonical(out);
                 }
             }
         }
+    }
+}
+
+/// Where canonical bytes go: a hasher for Merkle entry hashes, or a buffer
+/// when two records' bytes must be compared (the last resort of the merge
+/// tie-break, see `lww::LwwMap::merge`). One writer feeds both, so the hash
+/// and the compared bytes cannot drift apart.
+pub(crate) trait ByteSink {
+    /// Appends `bytes`.
+    fn put(&mut self, bytes: &[u8]);
+}
+
+impl ByteSink for Xxh3 {
+    fn put(&mut self, bytes: &[u8]) {
+        self.update(bytes);
+    }
+}
+
+impl ByteSink for Vec<u8> {
+    fn put(&mut self, bytes: &[u8]) {
+        self.extend_from_slice(bytes);
     }
 }
 
@@ -216,11 +246,11 @@ fn cmp_int_float(i: i64, f: f64) -> Ordering {
     })
 }
 
-/// Feeds a length-prefixed string into `hasher`, so that adjacent strings can
-/// not be confused (`"ab" + "c"` differs from `"a" + "bc"`).
-pub(crate) fn hash_str(hasher: &mut Xxh3, s: &str) {
-    hasher.update(&(s.len() as u64).to_le_bytes());
-    hasher.update(s.as_bytes());
+/// Writes a length-prefixed string, so that adjacent strings can not be
+/// confused (`"ab" + "c"` differs from `"a" + "bc"`).
+pub(crate) fn put_str<S: ByteSink + ?Sized>(out: &mut S, s: &str) {
+    out.put(&(s.len() as u64).to_le_bytes());
+    out.put(s.as_bytes());
 }
 
 impl From<bool> for Value {

@@ -70,18 +70,74 @@ fn merge_keeps_the_greatest_timestamp() {
 }
 
 #[test]
-fn equal_timestamp_is_ignored() {
-    // One timestamp identifies one write, so a second record with the same
-    // timestamp is a duplicate delivery and must not change anything, even
-    // if (against the HLC's guarantee) its content differs.
+fn equal_timestamps_converge_on_the_greater_entry_hash() {
+    // One timestamp should identify one write, but a spoofed node id can
+    // make several different records with one timestamp. Whatever order
+    // they arrive in, every replica keeps the one with the greatest entry
+    // hash; a duplicate delivery changes nothing.
+    use MergeOutcome::{Ignored, Inserted, Replaced};
     let t = ts(10, 0, 1);
+    let mut records = [
+        put(1, t),
+        put(2, t),
+        LwwRecord::tombstone(t),
+        LwwRecord::put_with_ttl(Value::Int(1), t, 5),
+    ];
+    records.sort_by_key(|r| entry_hash("a", r));
+    let winner = records[3].clone();
+
+    // Ascending: each record beats the one before.
+    let mut steps = vec![("a", records[0].clone(), Inserted)];
+    for pair in records.windows(2) {
+        steps.push(("a", pair[1].clone(), Replaced(pair[0].clone())));
+    }
+    steps.push(("a", winner.clone(), Ignored));
+    steps.push(("a", records[0].clone(), Ignored));
+    assert_eq!(check(&steps).get("a"), Some(&winner));
+
+    // Descending: the first one stays.
+    let mut steps = vec![("a", winner.clone(), Inserted)];
+    for r in records[..3].iter().rev() {
+        steps.push(("a", r.clone(), Ignored));
+    }
+    assert_eq!(check(&steps).get("a"), Some(&winner));
+
+    // A later timestamp still beats the tie's winner, whatever its hash.
+    let later = records
+        .iter()
+        .map(|r| LwwRecord {
+            timestamp: ts(10, 0, 2),
+            ..r.clone()
+        })
+        .min_by_key(|r| entry_hash("a", r))
+        .unwrap();
     let map = check(&[
-        ("a", put(1, t), MergeOutcome::Inserted),
-        ("a", put(1, t), MergeOutcome::Ignored),
-        ("a", put(2, t), MergeOutcome::Ignored),
-        ("a", LwwRecord::tombstone(t), MergeOutcome::Ignored),
+        ("a", winner.clone(), Inserted),
+        ("a", later.clone(), Replaced(winner)),
     ]);
-    assert_eq!(map.get("a"), Some(&put(1, t)));
+    assert_eq!(map.get("a"), Some(&later));
+}
+
+#[test]
+fn equal_hashes_fall_back_to_the_hashed_bytes() {
+    // A real xxh3 collision is constructible but not at hand: feed equal
+    // hashes to the tie-break directly. Of two different records exactly
+    // one wins, the one whose bytes compare greater; a record never beats
+    // itself.
+    let t = ts(10, 0, 1);
+    let (a, b) = (put(1, t), put(2, t));
+    let a_wins = wins_tie("k", (&a, 7), (&b, 7));
+    assert_ne!(a_wins, wins_tie("k", (&b, 7), (&a, 7)));
+    assert_eq!(a_wins, entry_bytes("k", &a) > entry_bytes("k", &b));
+    assert!(!wins_tie("k", (&a, 7), (&a, 7)));
+    // The hash decides before the bytes.
+    assert!(wins_tie("k", (&a, 8), (&b, 7)));
+    assert!(!wins_tie("k", (&a, 6), (&b, 7)));
+    // The bytes are the ones hashed.
+    assert_eq!(
+        xxhash_rust::xxh3::xxh3_64(&entry_bytes("k", &a)),
+        entry_hash("k", &a)
+    );
 }
 
 #[test]

@@ -126,6 +126,77 @@ fn add_and_duplicate_add() {
 }
 
 #[test]
+fn two_items_with_one_tag_converge_on_the_greater_item_hash() {
+    // A tag should name one add, but a spoofed node id can make different
+    // items with one tag. Every replica keeps the one with the greatest
+    // item hash, whatever order they arrive in; equal items change nothing.
+    let t = ts(1, 0, 1);
+    let mut items = [
+        item("a", t),
+        item("b", t),
+        OrItem {
+            ttl_ms: Some(50),
+            ..item("a", t)
+        },
+    ];
+    items.sort_by_key(item_hash);
+    let (low, mid, high) = (items[0].clone(), items[1].clone(), items[2].clone());
+
+    let mut up = OrMap::new();
+    check(
+        &mut up,
+        &[
+            Step::Add("k", low.clone(), true),
+            Step::Add("k", mid.clone(), true),
+            Step::Add("k", high.clone(), true),
+            Step::Add("k", high.clone(), false),
+            Step::Add("k", low.clone(), false),
+        ],
+    );
+    let mut down = OrMap::new();
+    check(
+        &mut down,
+        &[
+            Step::Add("k", high.clone(), true),
+            Step::Add("k", mid.clone(), false),
+            Step::Add("k", low.clone(), false),
+        ],
+    );
+    assert_eq!(up, down);
+    assert_eq!(up.get("k").unwrap().items().collect::<Vec<_>>(), [&high]);
+
+    // Through merges and the wire parts, in both directions.
+    let (mut a, mut b) = (OrMap::new(), OrMap::new());
+    a.add("k", low.clone());
+    b.add("k", high.clone());
+    sync(&mut a, &mut b);
+    assert_eq!(a, b);
+    assert_eq!(a, up);
+    let rebuilt = OrEntry::from_parts([high.clone(), low.clone(), mid], []);
+    assert_eq!(rebuilt.items().collect::<Vec<_>>(), [&high]);
+
+    // A removal of the tag removes whichever item holds it.
+    let at = ts(2, 0, 1);
+    assert_eq!(a.remove("k", &[t], at), [high]);
+    assert!(!a.add("k", low));
+    assert_eq!(parts(a.get("k")), (vec![], vec![tomb(t, at)]));
+}
+
+#[test]
+fn equal_item_hashes_fall_back_to_the_hashed_bytes() {
+    // No xxh3 collision at hand: feed equal hashes to the order directly.
+    let t = ts(1, 0, 1);
+    let (a, b) = (item("a", t), item("b", t));
+    let a_wins = beats((&a, 7), (&b, 7));
+    assert_ne!(a_wins, beats((&b, 7), (&a, 7)));
+    assert_eq!(a_wins, item_bytes(&a) > item_bytes(&b));
+    assert!(beats((&a, 8), (&b, 7)));
+    assert!(!beats((&a, 6), (&b, 7)));
+    assert_eq!(xxhash_rust::xxh3::xxh3_64(&item_bytes(&a)), item_hash(&a));
+    assert!(!item_wins(&a, &a.clone()));
+}
+
+#[test]
 fn remove_deletes_only_observed_tags() {
     let mut m = OrMap::new();
     let (t1, t2, t3) = (ts(1, 0, 1), ts(2, 0, 1), ts(3, 0, 2));

@@ -2,7 +2,8 @@
 //! associative and idempotent, equals a brute-force specification, and its
 //! Merkle tree depends only on the final contents. Pruning at a valid
 //! frontier commutes with merging, and stale writes below the frontier are
-//! no-ops afterwards.
+//! no-ops afterwards. Different writes with colliding timestamps (LWW) or
+//! tags (OR) still converge, on the greater entry or item hash.
 //!
 //! Writes are stamped like HLC readings (unique per node, millisecond and
 //! counter) over a small key space and a few nodes, so that concurrent
@@ -14,7 +15,11 @@ use proptest::prelude::*;
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
-use topgun_core::{LwwMap, LwwRecord, OrEntry, OrItem, OrMap, OrTombstone, Timestamp, Value};
+use topgun_core::lww::entry_hash;
+use topgun_core::or::item_hash;
+use topgun_core::{
+    LwwMap, LwwRecord, NodeId, OrEntry, OrItem, OrMap, OrTombstone, Timestamp, Value,
+};
 
 use crate::support::Stamper;
 
@@ -419,6 +424,162 @@ proptest! {
             let mut late = a.clone();
             apply(&mut late, w);
             or_same(&late, &a, &format!("stale {w:?}"))?;
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Colliding timestamps
+
+/// Timestamps drawn from a set of four, so that different writes share one
+/// (what a buggy or spoofed node id makes; the HLC never does).
+fn colliding_stamp() -> impl Strategy<Value = Timestamp> {
+    (0u64..2, 0u64..2).prop_map(|(millis, node)| Timestamp::new(millis, 0, NodeId(node)))
+}
+
+fn lww_colliding_writes() -> impl Strategy<Value = Vec<LwwWrite>> {
+    let raw = (0..2usize, colliding_stamp(), 0u8..3, 0i64..3, 0u8..8);
+    prop::collection::vec(raw, 0..16).prop_map(|raw| {
+        raw.into_iter()
+            .map(|(key, t, kind, v, maps)| LwwWrite {
+                key: KEYS[key],
+                record: match kind {
+                    0 => LwwRecord::put(Value::Int(v), t),
+                    1 => LwwRecord::tombstone(t),
+                    _ => LwwRecord::put_with_ttl(Value::Int(v), t, 10),
+                },
+                maps,
+            })
+            .collect()
+    })
+}
+
+fn or_colliding_writes() -> impl Strategy<Value = Vec<OrWrite>> {
+    // (key, tag, value, ttl?, removal?, removal node, maps). Removals come
+    // after every add (millis 5), so their times are never clamped.
+    let raw = (
+        0..2usize,
+        colliding_stamp(),
+        0i64..3,
+        any::<bool>(),
+        prop::bool::weighted(0.2),
+        0u64..2,
+        0u8..8,
+    );
+    prop::collection::vec(raw, 0..16).prop_map(|raw| {
+        raw.into_iter()
+            .map(|(key, tag, v, ttl, remove, node, maps)| OrWrite {
+                key: KEYS[key],
+                op: if remove {
+                    OrOp::Remove(vec![tag], Timestamp::new(5, 0, NodeId(node)))
+                } else {
+                    OrOp::Add(OrItem {
+                        value: Value::Int(v),
+                        tag,
+                        ttl_ms: ttl.then_some(50),
+                    })
+                },
+                maps,
+            })
+            .collect()
+    })
+}
+
+proptest! {
+    #![proptest_config(config())]
+
+    /// Different records with one timestamp: the merge laws still hold,
+    /// every delivery order gives the same map, and per key the winner is
+    /// the record with the greatest (timestamp, entry hash).
+    #[test]
+    fn lww_colliding_timestamps_converge(writes in lww_colliding_writes(), seed in any::<u64>()) {
+        let m = lww_maps(&writes);
+        let (a, b, c) = (&m[0], &m[1], &m[2]);
+        lww_same(&lww_join(a, b), &lww_join(b, a), "a+b = b+a")?;
+        lww_same(
+            &lww_join(&lww_join(a, b), c),
+            &lww_join(a, &lww_join(b, c)),
+            "(a+b)+c = a+(b+c)",
+        )?;
+        lww_same(&lww_join(a, a), a, "a+a = a")?;
+        let all = lww_join(&lww_join(a, b), c);
+
+        let delivered: Vec<LwwWrite> = writes.iter().filter(|w| w.maps != 0).cloned().collect();
+        lww_same(&lww_map(&shuffled(&delivered, seed)), &all, "writes in another order")?;
+        let mut reversed = delivered.clone();
+        reversed.reverse();
+        lww_same(&lww_map(&reversed), &all, "writes in reverse order")?;
+
+        let mut spec: BTreeMap<&str, &LwwRecord> = BTreeMap::new();
+        for w in &delivered {
+            let rank = |r: &LwwRecord| (r.timestamp, entry_hash(w.key, r));
+            let slot = spec.entry(w.key).or_insert(&w.record);
+            if rank(&w.record) > rank(slot) {
+                *slot = &w.record;
+            }
+        }
+        prop_assert_eq!(all.len(), spec.len());
+        for (k, r) in &spec {
+            prop_assert_eq!(all.get(k), Some(*r), "key {}", k);
+        }
+    }
+
+    /// Different items with one tag: the laws hold, every delivery order
+    /// gives the same map, and per tag the survivor is the item with the
+    /// greatest item hash, unless a removal of the tag removed it.
+    #[test]
+    fn or_colliding_tags_converge(writes in or_colliding_writes(), seed in any::<u64>()) {
+        let m = or_maps(&writes);
+        let (a, b, c) = (&m[0], &m[1], &m[2]);
+        or_same(&or_join(a, b), &or_join(b, a), "a+b = b+a")?;
+        or_same(
+            &or_join(&or_join(a, b), c),
+            &or_join(a, &or_join(b, c)),
+            "(a+b)+c = a+(b+c)",
+        )?;
+        or_same(&or_join(a, a), a, "a+a = a")?;
+        let all = or_join(&or_join(a, b), c);
+
+        let delivered: Vec<OrWrite> = writes.iter().filter(|w| w.maps != 0).cloned().collect();
+        or_same(&or_map(&shuffled(&delivered, seed)), &all, "ops in another order")?;
+        let mut reversed = delivered.clone();
+        reversed.reverse();
+        or_same(&or_map(&reversed), &all, "ops in reverse order")?;
+
+        let mut removed: BTreeMap<(&str, Timestamp), Timestamp> = BTreeMap::new();
+        let mut items: BTreeMap<(&str, Timestamp), &OrItem> = BTreeMap::new();
+        for w in &delivered {
+            match &w.op {
+                OrOp::Remove(tags, at) => {
+                    for tag in tags {
+                        let slot = removed.entry((w.key, *tag)).or_insert(*at);
+                        *slot = (*slot).max(*at);
+                    }
+                }
+                OrOp::Add(item) => {
+                    let slot = items.entry((w.key, item.tag)).or_insert(item);
+                    if item_hash(item) > item_hash(slot) {
+                        *slot = item;
+                    }
+                }
+            }
+        }
+        for key in KEYS {
+            let want_items: Vec<&OrItem> = items
+                .iter()
+                .filter(|((k, tag), _)| *k == key && !removed.contains_key(&(key, *tag)))
+                .map(|(_, i)| *i)
+                .collect();
+            let want_tombstones: Vec<OrTombstone> = removed
+                .iter()
+                .filter(|((k, _), _)| *k == key)
+                .map(|((_, tag), at)| OrTombstone { tag: *tag, removed_at: *at })
+                .collect();
+            let (got_items, got_tombstones) = all.get(key).map_or_else(Default::default, |e| {
+                (e.items().collect::<Vec<_>>(), e.tombstones().collect::<Vec<_>>())
+            });
+            prop_assert_eq!(got_items, want_items, "items of {}", key);
+            prop_assert_eq!(got_tombstones, want_tombstones, "tombstones of {}", key);
         }
     }
 }
