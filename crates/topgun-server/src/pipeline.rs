@@ -156,30 +156,98 @@ impl Engine {
     }
 }
 
-/// Checks that do not depend on state: names, sizes.
-fn validate(op: &Op) -> Result<(), (RejectCode, String)> {
-    if op.map.is_empty() || op.map.len() > MAX_MAP_NAME_BYTES {
-        return Err((
-            RejectCode::InvalidMapName,
-            format!("map names are 1 to {MAX_MAP_NAME_BYTES} bytes"),
-        ));
+/// The write validator of the security pipeline: the per-op checks that need
+/// no state (names, value size) and HLC sanitization. Ops from trusted
+/// origins (forwarded, backup, WAN, system) skip it: they were validated
+/// where they entered the cluster, and replicas must keep their timestamps.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct WriteValidator<'a> {
+    limits: &'a Limits,
+    timestamps: TimestampPolicy,
+    trusted: bool,
+}
+
+impl<'a> WriteValidator<'a> {
+    pub(crate) fn new(
+        limits: &'a Limits,
+        timestamps: TimestampPolicy,
+        origin: CallerOrigin,
+    ) -> Self {
+        WriteValidator {
+            limits,
+            timestamps,
+            trusted: origin.is_trusted(),
+        }
     }
-    if crate::authz::is_reserved_map(&op.map) {
-        return Err((
-            RejectCode::InvalidMapName,
-            format!(
-                "map names starting with {:?} are reserved",
-                crate::authz::RESERVED_MAP_PREFIX
-            ),
-        ));
+
+    /// Map name and key.
+    fn check_names(&self, op: &Op) -> Result<(), (RejectCode, String)> {
+        if self.trusted {
+            return Ok(());
+        }
+        if op.map.is_empty() || op.map.len() > MAX_MAP_NAME_BYTES {
+            return Err((
+                RejectCode::InvalidMapName,
+                format!("map names are 1 to {MAX_MAP_NAME_BYTES} bytes"),
+            ));
+        }
+        if crate::authz::is_reserved_map(&op.map) {
+            return Err((
+                RejectCode::InvalidMapName,
+                format!(
+                    "map names starting with {:?} are reserved",
+                    crate::authz::RESERVED_MAP_PREFIX
+                ),
+            ));
+        }
+        if op.key.is_empty() || op.key.len() > MAX_KEY_BYTES {
+            return Err((
+                RejectCode::InvalidKey,
+                format!("keys are 1 to {MAX_KEY_BYTES} bytes"),
+            ));
+        }
+        Ok(())
     }
-    if op.key.is_empty() || op.key.len() > MAX_KEY_BYTES {
-        return Err((
-            RejectCode::InvalidKey,
-            format!("keys are 1 to {MAX_KEY_BYTES} bytes"),
-        ));
+
+    /// The value size limit.
+    fn check_value(&self, value: &Value) -> Result<(), (RejectCode, String)> {
+        let size = value.approx_size();
+        if self.trusted || size <= self.limits.max_value_bytes {
+            Ok(())
+        } else {
+            Err((
+                RejectCode::ValueTooLarge,
+                format!(
+                    "value is {size} bytes; the limit is {}",
+                    self.limits.max_value_bytes
+                ),
+            ))
+        }
     }
-    Ok(())
+
+    /// HLC sanitization: the timestamp the op is applied with.
+    fn timestamp(&self, hlc: &mut Hlc, client: Timestamp, now: u64) -> Result<Timestamp, HlcError> {
+        if self.trusted {
+            // Keep the replica's timestamp; the clock still moves past it.
+            let _ = hlc.update(&client, now);
+            return Ok(client);
+        }
+        match self.timestamps {
+            TimestampPolicy::Restamp => hlc.now(now),
+            TimestampPolicy::BoundedDrift { max_drift } => {
+                let drift = u64::try_from(max_drift.as_millis()).unwrap_or(u64::MAX);
+                if client.millis > now.saturating_add(drift) {
+                    Err(HlcError::DriftExceeded {
+                        remote_millis: client.millis,
+                        physical_millis: now,
+                        max_drift_ms: drift,
+                    })
+                } else {
+                    hlc.update(&client, now).map(|_| client)
+                }
+            }
+        }
+    }
 }
 
 /// Longest map name, in bytes.
@@ -253,12 +321,13 @@ pub(crate) async fn write(engine: Arc<Engine>, req: WriteRequest) -> WriteRespon
     }
 
     // Stateless checks, conversion, resend detection.
+    let validator = WriteValidator::new(limits, engine.ts_policy, req.origin);
     let sub: Arc<str> = Arc::from(req.principal.sub.as_str());
     let mut valid: Vec<(usize, Op)> = Vec::with_capacity(req.ops.len());
     {
         let dedupe = engine.dedupe.lock().unwrap_or_else(PoisonError::into_inner);
         for (index, op) in req.ops.into_iter().enumerate() {
-            if let Err((code, message)) = validate(&op) {
+            if let Err((code, message)) = validator.check_names(&op) {
                 reject(&mut resp, op.op_id, code, message);
                 continue;
             }
@@ -291,36 +360,12 @@ pub(crate) async fn write(engine: Arc<Engine>, req: WriteRequest) -> WriteRespon
                 }
             };
             if let PendingKind::Put(v, _) | PendingKind::OrAdd(v, _) = &kind {
-                let size = v.approx_size();
-                if size > limits.max_value_bytes {
-                    reject(
-                        &mut resp,
-                        op.op_id,
-                        RejectCode::ValueTooLarge,
-                        format!(
-                            "value is {size} bytes; the limit is {}",
-                            limits.max_value_bytes
-                        ),
-                    );
+                if let Err((code, message)) = validator.check_value(v) {
+                    reject(&mut resp, op.op_id, code, message);
                     continue;
                 }
             }
-            let stamped = match engine.ts_policy {
-                TimestampPolicy::Restamp => hlc.now(now),
-                TimestampPolicy::BoundedDrift { max_drift } => {
-                    let client = Timestamp::from(op.timestamp);
-                    let drift = u64::try_from(max_drift.as_millis()).unwrap_or(u64::MAX);
-                    if client.millis > now.saturating_add(drift) {
-                        Err(HlcError::DriftExceeded {
-                            remote_millis: client.millis,
-                            physical_millis: now,
-                            max_drift_ms: drift,
-                        })
-                    } else {
-                        hlc.update(&client, now).map(|_| client)
-                    }
-                }
-            };
+            let stamped = validator.timestamp(&mut hlc, Timestamp::from(op.timestamp), now);
             let timestamp = match stamped {
                 Ok(t) => t,
                 Err(e) => {
@@ -519,3 +564,6 @@ impl Service<WriteRequest> for WriteService {
         Box::pin(async move { Ok(write(engine, req).await) })
     }
 }
+
+#[cfg(test)]
+mod tests;
