@@ -144,7 +144,7 @@ fn main() {
                         for op in input {
                             match op {
                                 OrOp::Add(k, item) => {
-                                    m.add(&k, item);
+                                    m.add(k, item);
                                 }
                                 OrOp::Remove(k, t) => {
                                     m.remove(&k, &[t], Timestamp::new(t.millis + 1, 0, t.node));

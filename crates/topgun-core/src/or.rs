@@ -2,8 +2,7 @@
 //! remove.
 
 use std::cmp::Ordering;
-use std::collections::btree_map::Entry;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
 use xxhash_rust::xxh3::Xxh3;
 
@@ -17,9 +16,11 @@ use crate::value::{ByteSink, Value, put_str};
 /// holds and the tags it has seen removed, with when they were removed.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct OrEntry {
-    items: BTreeMap<Timestamp, OrItem>,
+    /// Sorted by tag, tags unique. Entries are small (a few items), so a
+    /// sorted vector beats a tree on allocation and cache.
+    items: Vec<OrItem>,
     /// Removed tag -> the latest removal's timestamp.
-    tombstones: BTreeMap<Timestamp, Timestamp>,
+    tombstones: Vec<(Timestamp, Timestamp)>,
 }
 
 impl OrEntry {
@@ -44,7 +45,7 @@ impl OrEntry {
 
     /// The items, ordered by tag.
     pub fn items(&self) -> impl ExactSizeIterator<Item = &OrItem> {
-        self.items.values()
+        self.items.iter()
     }
 
     /// The tombstones, ordered by tag.
@@ -58,7 +59,7 @@ impl OrEntry {
     /// The values visible at physical time `now_millis`, ordered by tag.
     pub fn live_values(&self, now_millis: u64) -> impl Iterator<Item = &Value> {
         self.items
-            .values()
+            .iter()
             .filter(move |i| i.is_live(now_millis))
             .map(|i| &i.value)
     }
@@ -73,18 +74,18 @@ impl OrEntry {
     /// present one only when it wins the tie-break ([`item_wins`]). Returns
     /// whether the entry changed.
     fn add(&mut self, item: OrItem, frontier: Timestamp) -> bool {
-        if self.tombstones.contains_key(&item.tag) || item.tag < frontier {
+        if self.tombstone_pos(item.tag).is_ok() || item.tag < frontier {
             return false;
         }
-        match self.items.entry(item.tag) {
-            Entry::Vacant(v) => {
-                v.insert(item);
+        match self.item_pos(item.tag) {
+            Err(at) => {
+                self.items.insert(at, item);
                 true
             }
-            Entry::Occupied(mut o) => {
-                let wins = item_wins(&item, o.get());
+            Ok(at) => {
+                let wins = item_wins(&item, &self.items[at]);
                 if wins {
-                    o.insert(item);
+                    self.items[at] = item;
                 }
                 wins
             }
@@ -105,20 +106,28 @@ impl OrEntry {
         // removal time from getting the tombstone pruned while the add it
         // blocks is still newer than the frontier.
         let removed_at = removed_at.max(tag);
-        let removed = self.items.remove(&tag);
+        let removed = self.item_pos(tag).ok().map(|at| self.items.remove(at));
         let recorded = removed_at >= frontier
-            && match self.tombstones.entry(tag) {
-                Entry::Vacant(v) => {
-                    v.insert(removed_at);
+            && match self.tombstone_pos(tag) {
+                Err(at) => {
+                    self.tombstones.insert(at, (tag, removed_at));
                     true
                 }
-                Entry::Occupied(mut o) if *o.get() < removed_at => {
-                    o.insert(removed_at);
+                Ok(at) if self.tombstones[at].1 < removed_at => {
+                    self.tombstones[at].1 = removed_at;
                     true
                 }
-                Entry::Occupied(_) => false,
+                Ok(_) => false,
             };
         (recorded || removed.is_some(), removed)
+    }
+
+    fn item_pos(&self, tag: Timestamp) -> Result<usize, usize> {
+        self.items.binary_search_by(|i| i.tag.cmp(&tag))
+    }
+
+    fn tombstone_pos(&self, tag: Timestamp) -> Result<usize, usize> {
+        self.tombstones.binary_search_by(|(t, _)| t.cmp(&tag))
     }
 
     fn hash(&self, key: &str) -> u64 {
@@ -126,7 +135,7 @@ impl OrEntry {
         h.update(b"O");
         put_str(&mut h, key);
         h.update(&(self.items.len() as u64).to_le_bytes());
-        for item in self.items.values() {
+        for item in &self.items {
             write_item(&mut h, item);
         }
         h.update(&(self.tombstones.len() as u64).to_le_bytes());
@@ -234,7 +243,7 @@ impl OrMap {
     }
 
     /// Adds `item` under `key`. Returns whether the map changed.
-    pub fn add(&mut self, key: &str, item: OrItem) -> bool {
+    pub fn add(&mut self, key: impl Into<String> + AsRef<str>, item: OrItem) -> bool {
         let frontier = self.pruned_before;
         self.update_entry(key, |e| e.add(item, frontier))
     }
@@ -270,7 +279,7 @@ impl OrMap {
             for (tag, removed_at) in &remote.tombstones {
                 changed |= e.remove(*tag, *removed_at, frontier).0;
             }
-            for item in remote.items.values() {
+            for item in &remote.items {
                 changed |= e.add(item.clone(), frontier);
             }
             changed
@@ -286,27 +295,35 @@ impl OrMap {
     /// keeps the Merkle tree in step; `f` returns whether it changed the
     /// entry, and so does this. Entries left empty are dropped, so that an
     /// absent key and an empty entry are one state with one hash.
-    fn update_entry(&mut self, key: &str, f: impl FnOnce(&mut OrEntry) -> bool) -> bool {
-        if let Some((entry, hash)) = self.entries.get_mut(key) {
+    /// Applies `f` to the entry of `key` (created empty if absent), keeps
+    /// the Merkle tree in step, and drops entries left empty. The key is
+    /// only turned into an owned `String` when a new entry is stored.
+    fn update_entry(
+        &mut self,
+        key: impl Into<String> + AsRef<str>,
+        f: impl FnOnce(&mut OrEntry) -> bool,
+    ) -> bool {
+        let k = key.as_ref();
+        if let Some((entry, hash)) = self.entries.get_mut(k) {
             if !f(entry) {
                 return false;
             }
             let old = *hash;
             if entry.is_empty() {
-                self.entries.remove(key);
-                self.tree.update(key, Some(old), None);
+                self.entries.remove(k);
+                self.tree.update(k, Some(old), None);
             } else {
-                *hash = entry.hash(key);
-                self.tree.update(key, Some(old), Some(*hash));
+                *hash = entry.hash(k);
+                self.tree.update(k, Some(old), Some(*hash));
             }
             return true;
         }
         let mut entry = OrEntry::default();
         let changed = f(&mut entry);
         if !entry.is_empty() {
-            let hash = entry.hash(key);
-            self.tree.update(key, None, Some(hash));
-            self.entries.insert(key.to_owned(), (entry, hash));
+            let hash = entry.hash(k);
+            self.tree.update(k, None, Some(hash));
+            self.entries.insert(key.into(), (entry, hash));
         }
         changed
     }
@@ -347,14 +364,14 @@ impl OrMap {
         let keys: Vec<String> = self
             .entries
             .iter()
-            .filter(|(_, (e, _))| e.tombstones.values().any(|at| *at < frontier))
+            .filter(|(_, (e, _))| e.tombstones.iter().any(|(_, at)| *at < frontier))
             .map(|(k, _)| k.clone())
             .collect();
         let mut dropped = 0;
         for key in keys {
             self.update_entry(&key, |e| {
                 let before = e.tombstones.len();
-                e.tombstones.retain(|_, at| *at >= frontier);
+                e.tombstones.retain(|(_, at)| *at >= frontier);
                 dropped += before - e.tombstones.len();
                 true
             });

@@ -21,6 +21,7 @@ pub(crate) mod live;
 pub mod metrics;
 mod outbound;
 pub mod pipeline;
+pub mod rbac;
 mod server;
 pub mod session;
 pub mod state;

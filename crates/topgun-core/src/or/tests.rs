@@ -72,7 +72,7 @@ fn check(map: &mut OrMap, steps: &[Step<'_>]) {
         let root_before = map.merkle().root();
         match step {
             Step::Add(key, item, expected) => {
-                assert_eq!(map.add(key, item.clone()), *expected, "step {i}: add");
+                assert_eq!(map.add(*key, item.clone()), *expected, "step {i}: add");
             }
             Step::Remove(key, remove, at, expected) => {
                 let removed: Vec<Timestamp> = map
@@ -474,7 +474,7 @@ fn merkle_depth_is_validated() {
 fn leaf_digests_carry_entry_hashes() {
     let mut m = OrMap::with_merkle_depth(1).unwrap();
     for i in 0..30u32 {
-        m.add(&format!("k{i}"), item("v", ts(1, i, 1)));
+        m.add(format!("k{i}"), item("v", ts(1, i, 1)));
     }
     m.remove("tomb", &[ts(9, 0, 9)], ts(10, 0, 9));
     let leaves: Vec<MerklePath> = (0..16).map(|c| MerklePath::ROOT.child(c)).collect();
