@@ -19,7 +19,7 @@ use crate::error::{ClientError, CloseInfo, CloseInitiator, ConnectError, Connect
 use crate::event::ClientEvent;
 use crate::handshake::{self, SessionInfo};
 use crate::ops::{self, ClientOp, Clock, OpOutcome};
-use crate::router::{BatchResult, Router, SyncKey};
+use crate::router::{BatchResult, Router, SyncKey, SyncParts, SyncReply};
 use crate::subscription::{Subscription, SubscriptionEnd};
 use crate::sync::{Step, SyncMachine, SyncReplica, SyncReport};
 use crate::token::TokenProvider;
@@ -503,16 +503,24 @@ impl Client {
             key: &key,
         };
         let (mut sent, mut received) = (0u64, 0u64);
-        loop {
+        'requests: loop {
             let frame = wire::encode(&self.shared.codec, &msg).map_err(ClientError::Encode)?;
             sent += wire::payload(&frame).map_or(0, |p| p.len() as u64);
-            let rx = self.shared.router().register_sync_step(key.clone())?;
+            let mut parts = self.shared.router().register_sync_step(key.clone())?;
             self.enqueue(frame).await?;
-            let reply = self.await_reply(rx).await?;
-            received += reply.bytes as u64;
-            match machine.handle(replica, reply.msg)? {
-                Step::Send(next) => msg = next,
-                Step::Done => break,
+            // One answer, or the parts of a split `SYNC_RESP_LEAF` answer;
+            // the request timeout applies to each.
+            loop {
+                let reply = self.await_part(&mut parts).await?;
+                received += reply.bytes as u64;
+                match machine.handle(replica, reply.msg)? {
+                    Step::Send(next) => {
+                        msg = next;
+                        continue 'requests;
+                    }
+                    Step::Wait => {}
+                    Step::Done => break 'requests,
+                }
             }
         }
         let mut report = machine.into_report();
@@ -544,6 +552,23 @@ impl Client {
             .send(frame)
             .await
             .map_err(|_| self.shared.disconnected())
+    }
+
+    /// Waits for the next part of a routed sync answer, within the request
+    /// timeout.
+    async fn await_part(&self, parts: &mut SyncParts) -> Result<SyncReply, ClientError> {
+        let answer = async {
+            match parts.recv().await {
+                Some(result) => result,
+                None => Err(self.shared.disconnected()),
+            }
+        };
+        match self.shared.request_timeout {
+            Some(limit) => tokio::time::timeout(limit, answer)
+                .await
+                .unwrap_or(Err(ClientError::Timeout)),
+            None => answer.await,
+        }
     }
 
     /// Waits for a routed answer, within the request timeout.

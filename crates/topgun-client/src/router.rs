@@ -10,6 +10,9 @@
 //! Correlation: op outcomes by op id (a batch completes when every one of
 //! its ops is answered, whichever `OP_ACK`/`OP_REJECTED` carried them),
 //! query results by query id, pongs by nonce, sync answers by (map, kind).
+//! A sync step may be answered by several `SYNC_RESP_LEAF` parts: each is
+//! delivered as it arrives, and the step stays pending until the part
+//! marked `last`.
 //! `ERROR` carries no request id; one that refuses a request
 //! (`Forbidden`, `UnknownQuery`, `InvalidSyncRequest`) is matched to the
 //! oldest pending subscription or sync step it can answer, relying on the
@@ -50,6 +53,13 @@ pub(crate) struct SyncReply {
 pub(crate) type BatchResult = Result<Vec<OpOutcome>, ClientError>;
 /// A subscription's initial result.
 pub(crate) type InitialResult = Result<Vec<(String, LwwRecord)>, ClientError>;
+/// Where a sync step's answer goes, part by part.
+///
+/// Unbounded: the parts answer one request, each within the frame limit,
+/// and the sync driver merges them as they come. A bound would either stall
+/// the reader (and with it every other request of the connection) or fail
+/// a legitimate sync whose driver fell a few parts behind.
+pub(crate) type SyncParts = mpsc::UnboundedReceiver<Result<SyncReply, ClientError>>;
 
 /// What the reader task must do after routing a message.
 #[derive(Debug, PartialEq)]
@@ -112,7 +122,7 @@ pub(crate) struct Router {
     next_batch: u64,
     queries: HashMap<u64, QueryState>,
     pings: HashMap<u64, PingState>,
-    sync_steps: HashMap<SyncKey, oneshot::Sender<Result<SyncReply, ClientError>>>,
+    sync_steps: HashMap<SyncKey, mpsc::UnboundedSender<Result<SyncReply, ClientError>>>,
     active_syncs: HashSet<SyncKey>,
     awaiting: VecDeque<Awaiting>,
 }
@@ -265,13 +275,12 @@ impl Router {
         self.cancel_sync_step(key);
     }
 
-    /// Registers one sync step; the receiver yields the server's answer.
-    pub(crate) fn register_sync_step(
-        &mut self,
-        key: SyncKey,
-    ) -> Result<oneshot::Receiver<Result<SyncReply, ClientError>>, ClientError> {
+    /// Registers one sync step; the receiver yields the server's answer:
+    /// one message, or for a `SYNC_REQ_LEAF` every `SYNC_RESP_LEAF` part up
+    /// to the one marked `last`, or an error.
+    pub(crate) fn register_sync_step(&mut self, key: SyncKey) -> Result<SyncParts, ClientError> {
         self.check_open()?;
-        let (tx, rx) = oneshot::channel();
+        let (tx, rx) = mpsc::unbounded_channel();
         self.awaiting.push_back(Awaiting::Sync(key.clone()));
         self.sync_steps.insert(key, tx);
         Ok(rx)
@@ -321,15 +330,16 @@ impl Router {
             ServerMessage::SyncRespRoot { ref map, kind, .. }
             | ServerMessage::SyncRespBuckets { ref map, kind, .. } => {
                 let key = (map.clone(), kind);
-                self.on_sync(key, msg, bytes);
+                self.on_sync(key, msg, bytes, true);
             }
             ServerMessage::SyncRespLeaf {
                 ref map,
                 ref records,
+                last,
                 ..
             } => {
                 let key = (map.clone(), records.kind());
-                self.on_sync(key, msg, bytes);
+                self.on_sync(key, msg, bytes, last);
             }
             ServerMessage::Ping { nonce } => out.push(Action::Send(ClientMessage::Pong { nonce })),
             ServerMessage::Pong { nonce } => {
@@ -456,14 +466,19 @@ impl Router {
         }
     }
 
-    fn on_sync(&mut self, key: SyncKey, msg: ServerMessage, bytes: usize) {
-        let Some(tx) = self.sync_steps.remove(&key) else {
-            tracing::debug!(map = %key.0, "sync answer nobody awaits");
+    /// Delivers a sync answer; `last` ends the step (every answer but a
+    /// non-final `SYNC_RESP_LEAF` part).
+    fn on_sync(&mut self, key: SyncKey, msg: ServerMessage, bytes: usize, last: bool) {
+        let Entry::Occupied(step) = self.sync_steps.entry(key) else {
+            tracing::debug!("sync answer nobody awaits");
             return;
         };
-        self.awaiting
-            .retain(|a| !matches!(a, Awaiting::Sync(k) if *k == key));
-        let _ = tx.send(Ok(SyncReply { msg, bytes }));
+        let delivered = step.get().send(Ok(SyncReply { msg, bytes })).is_ok();
+        if last || !delivered {
+            let (key, _) = step.remove_entry();
+            self.awaiting
+                .retain(|a| !matches!(a, Awaiting::Sync(k) if *k == key));
+        }
     }
 
     fn on_error(&mut self, code: ErrorCode, message: String, out: &mut Vec<Action>) {

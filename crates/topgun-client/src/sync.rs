@@ -7,9 +7,10 @@
 //! `MERKLE_REQ_BUCKET` per tree level with every differing inner node of
 //! that level -> `SYNC_RESP_BUCKETS`; then `SYNC_REQ_LEAF` with the local
 //! digests of the differing leaves (in chunks, so no request outgrows the
-//! message limit) -> `SYNC_RESP_LEAF`, whose records are merged into the
-//! local map. The server's `wanted_keys` are reported, less the keys the
-//! merge made equal to the server's state.
+//! message limit) -> one or more `SYNC_RESP_LEAF` parts, up to the one
+//! marked `last`, whose records are merged into the local map as they
+//! arrive. The server's `wanted_keys` (from every part) are reported, less
+//! the keys the merge made equal to the server's state.
 
 use std::collections::{BTreeSet, HashSet, VecDeque};
 
@@ -32,6 +33,9 @@ pub struct SyncReport {
     pub already_in_sync: bool,
     /// Request/response round trips, `SYNC_INIT` included.
     pub round_trips: u32,
+    /// Server messages received: one per round trip, plus one for every
+    /// extra part of a `SYNC_RESP_LEAF` answer the server split.
+    pub messages_received: u32,
     /// Leaf buckets whose digests were compared.
     pub leaves_compared: usize,
     /// Records (LWW) or entries (OR) the server sent, tombstones included.
@@ -135,6 +139,8 @@ impl SyncReplica for OrMap {
 pub(crate) enum Step {
     /// Send this request and feed the answer back.
     Send(ClientMessage),
+    /// The answer to the last request continues: feed its next part back.
+    Wait,
     /// The exchange is complete.
     Done,
 }
@@ -146,8 +152,13 @@ enum State {
         requested: Vec<MerklePath>,
         leaves: Vec<MerklePath>,
     },
+    /// Awaiting (the rest of) a `SYNC_REQ_LEAF`'s answer.
     AwaitLeaf {
         requested: BTreeSet<MerklePath>,
+        /// Keys the parts so far made equal to the server's state.
+        converged: HashSet<String>,
+        /// Wanted keys of the parts so far.
+        wanted: Vec<String>,
     },
     Done,
 }
@@ -200,13 +211,26 @@ impl SyncMachine {
         self.kind
     }
 
-    /// Consumes the server's answer to the last request.
+    /// Consumes the server's answer to the last request, or one part of
+    /// it.
     pub(crate) fn handle<R: SyncReplica>(
         &mut self,
         replica: &mut R,
         msg: ServerMessage,
     ) -> Result<Step, ClientError> {
-        self.report.round_trips += 1;
+        self.report.messages_received += 1;
+        let step = self.step(replica, msg)?;
+        if step != Step::Wait {
+            self.report.round_trips += 1;
+        }
+        Ok(step)
+    }
+
+    fn step<R: SyncReplica>(
+        &mut self,
+        replica: &mut R,
+        msg: ServerMessage,
+    ) -> Result<Step, ClientError> {
         let state = std::mem::replace(&mut self.state, State::Done);
         match (state, msg) {
             (State::AwaitRoot, ServerMessage::SyncRespRoot { root, .. }) => {
@@ -257,10 +281,15 @@ impl SyncMachine {
                 Ok(self.request_next_leaves())
             }
             (
-                State::AwaitLeaf { requested },
+                State::AwaitLeaf {
+                    requested,
+                    mut converged,
+                    mut wanted,
+                },
                 ServerMessage::SyncRespLeaf {
                     records,
                     wanted_keys,
+                    last,
                     ..
                 },
             ) => {
@@ -281,11 +310,19 @@ impl SyncMachine {
                     .merge(records)
                     .ok_or(ProtocolViolation::MapKindMismatch)?;
                 self.report.records_applied += merged.applied;
-                self.report.wanted_keys.extend(
-                    wanted_keys
-                        .into_iter()
-                        .filter(|k| !merged.converged.contains(k)),
-                );
+                converged.extend(merged.converged);
+                wanted.extend(wanted_keys);
+                if !last {
+                    self.state = State::AwaitLeaf {
+                        requested,
+                        converged,
+                        wanted,
+                    };
+                    return Ok(Step::Wait);
+                }
+                self.report
+                    .wanted_keys
+                    .extend(wanted.into_iter().filter(|k| !converged.contains(k)));
                 Ok(self.request_next_leaves())
             }
             (state, other) => {
@@ -328,7 +365,11 @@ impl SyncMachine {
             kind: self.kind,
             leaves: chunk.into_iter().map(WireLeafDigest::from).collect(),
         };
-        self.state = State::AwaitLeaf { requested };
+        self.state = State::AwaitLeaf {
+            requested,
+            converged: HashSet::new(),
+            wanted: Vec::new(),
+        };
         Step::Send(msg)
     }
 

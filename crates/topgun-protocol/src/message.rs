@@ -211,6 +211,11 @@ pub enum ServerMessage {
     },
     /// `SYNC_RESP_LEAF`: the server's records for the keys that differ, and
     /// the keys whose client state the server wants.
+    ///
+    /// One `SYNC_REQ_LEAF` may be answered by several of these, so that
+    /// none exceeds the message size limit: the answer is the union of
+    /// their records and wanted keys, and ends with the one whose `last`
+    /// is true.
     SyncRespLeaf {
         /// The map.
         map: String,
@@ -222,6 +227,10 @@ pub enum ServerMessage {
         /// differently: the client should send its state for them.
         #[serde(deserialize_with = "crate::seq::bounded")]
         wanted_keys: Vec<String>,
+        /// True on the final message answering one `SYNC_REQ_LEAF`;
+        /// `wanted_keys` is complete only then. (Required in JSON too: a
+        /// message that does not say whether more follow is refused.)
+        last: bool,
     },
     /// `PING`: liveness probe; answer with `PONG`.
     Ping {

@@ -654,7 +654,6 @@ impl Session {
                 None
             }
             ClientMessage::SyncReqLeaf { map, kind, leaves } => {
-                let max = self.app.limits.max_message_bytes;
                 for m in crate::sync::leaves(
                     &app.engine.maps,
                     app.policy.as_ref(),
@@ -662,7 +661,7 @@ impl Session {
                     map,
                     kind,
                     leaves,
-                    max,
+                    &self.codec,
                 ) {
                     self.reply(m).await;
                 }

@@ -4,14 +4,15 @@
 //! Every answer is computed under the map's lock and sent after it is
 //! released. Records the principal may not read are never sent. Large leaf
 //! answers are split over several `SYNC_RESP_LEAF` messages so none exceeds
-//! the message size limit.
+//! the connection's message size limit (measured with its codec); the last
+//! one carries the wanted keys and `last: true`.
 
 use std::collections::BTreeMap;
 
 use topgun_core::merkle::{self, MerkleTree};
 use topgun_core::{MapKind, MerklePath};
 use topgun_protocol::{
-    BucketHashes, ErrorCode, Hash64, LeafRecords, LwwKeyRecord, OrKeyEntry, ServerMessage,
+    BucketHashes, Codec, ErrorCode, Hash64, LeafRecords, LwwKeyRecord, OrKeyEntry, ServerMessage,
     WireLeafDigest, WireLwwRecord, WireMapKind, WireMerklePath, WireOrEntry,
 };
 
@@ -120,8 +121,8 @@ pub(crate) fn buckets(
 
 /// `SYNC_REQ_LEAF`: the server's records for the keys whose entry hash
 /// differs from the client's digests, and the keys whose client state the
-/// server wants. `max_bytes` bounds each answer message (approximately:
-/// record sizes are estimated, not encoded).
+/// server wants, as `SYNC_RESP_LEAF` messages that each encode within
+/// `codec`'s message size limit (see [`pack`]).
 pub(crate) fn leaves(
     maps: &Maps,
     policy: &dyn Policy,
@@ -129,7 +130,7 @@ pub(crate) fn leaves(
     map: String,
     kind: WireMapKind,
     leaves: Vec<WireLeafDigest>,
-    max_bytes: usize,
+    codec: &Codec,
 ) -> Vec<ServerMessage> {
     let handle = match check_map(maps, policy, principal, &map, kind) {
         Ok(h) => h,
@@ -158,7 +159,6 @@ pub(crate) fn leaves(
 
     let mut lww: Vec<LwwKeyRecord> = Vec::new();
     let mut or: Vec<OrKeyEntry> = Vec::new();
-    let mut sizes: Vec<usize> = Vec::new();
     let mut wanted: Vec<String> = Vec::new();
     if let Some(handle) = &handle {
         let data = lock(handle);
@@ -182,11 +182,6 @@ pub(crate) fn leaves(
                     MapData::Lww(m) => {
                         if let Some(record) = m.get(&key) {
                             if let Ok(wire) = WireLwwRecord::try_from(record) {
-                                sizes.push(
-                                    key.len()
-                                        + 32
-                                        + record.value.as_ref().map_or(0, |v| v.approx_size()),
-                                );
                                 lww.push(LwwKeyRecord { key, record: wire });
                             }
                         }
@@ -194,14 +189,6 @@ pub(crate) fn leaves(
                     MapData::Or(m) => {
                         if let Some(entry) = m.get(&key) {
                             if let Ok(wire) = WireOrEntry::try_from(entry) {
-                                sizes.push(
-                                    key.len()
-                                        + entry
-                                            .items()
-                                            .map(|i| 48 + i.value.approx_size())
-                                            .sum::<usize>()
-                                        + 32 * entry.tombstones().len(),
-                                );
                                 or.push(OrKeyEntry { key, entry: wire });
                             }
                         }
@@ -214,34 +201,125 @@ pub(crate) fn leaves(
         wanted.extend(client.into_values().flatten().map(|(k, _)| k));
     }
 
-    // Split into messages of at most about `max_bytes` each.
-    let budget = (max_bytes / 2).max(1);
-    let mut out = Vec::new();
-    let mut start = 0;
-    let total = lww.len().max(or.len());
-    while start < total || out.is_empty() {
-        let mut end = start;
-        let mut used = 0;
-        while end < total && (end == start || used + sizes[end] <= budget) {
-            used += sizes[end];
-            end += 1;
-        }
-        let records = if MapKind::from(kind) == MapKind::Lww {
-            LeafRecords::Lww(lww.drain(..end - start).collect())
-        } else {
-            LeafRecords::Or(or.drain(..end - start).collect())
-        };
-        out.push(ServerMessage::SyncRespLeaf {
+    match MapKind::from(kind) {
+        MapKind::Lww => pack(codec, map, lww, wanted, LeafRecords::Lww),
+        MapKind::Or => pack(codec, map, or, wanted, LeafRecords::Or),
+    }
+}
+
+/// What one more element costs on top of its own encoding: JSON's comma.
+const SEPARATOR: usize = 1;
+
+/// How much a sequence's length prefix can grow past the one of an empty
+/// sequence: a bincode varint takes 1 to 9 bytes.
+const LENGTH_GROWTH: usize = 8;
+
+/// Splits one answer into `SYNC_RESP_LEAF` messages that each encode within
+/// `codec`'s `max_message_bytes`: greedily, in order, with each record's
+/// size measured by encoding it in a message of its own (a record's bytes
+/// do not depend on its neighbours in either encoding, so the sum bounds a
+/// message's size). The wanted keys go into the last message, which alone
+/// has `last: true`; when they do not fit beside the remaining records, the
+/// records end one message earlier. An answer with nothing to send is one
+/// message with empty lists.
+///
+/// A record that does not fit any message by itself (a value nearly as
+/// large as the limit) cannot be sent: it is left out and logged, and the
+/// client stays behind on that key until the limit is raised. Wanted keys
+/// always fit: the client's request listed each of them with its hash
+/// under the same limit (should they not, they are spread over the final
+/// messages, which a client accumulates until `last`).
+fn pack<T: Clone>(
+    codec: &Codec,
+    map: String,
+    records: Vec<T>,
+    wanted: Vec<String>,
+    wrap: fn(Vec<T>) -> LeafRecords,
+) -> Vec<ServerMessage> {
+    let max = codec.max_message_bytes();
+    // The encoded size of one message, or `usize::MAX` when it cannot be
+    // encoded (too large, or a value the wire refuses).
+    let size = |records: Vec<T>, wanted_keys: Vec<String>| -> usize {
+        let msg = ServerMessage::SyncRespLeaf {
             map: map.clone(),
-            records,
-            wanted_keys: Vec::new(),
-        });
-        start = end;
+            records: wrap(records),
+            wanted_keys,
+            last: false,
+        };
+        codec
+            .encode_server(&msg)
+            .map_or(usize::MAX, |bytes| bytes.len())
+    };
+    let message =
+        |records: Vec<T>, wanted_keys: Vec<String>, last: bool| ServerMessage::SyncRespLeaf {
+            map: map.clone(),
+            records: wrap(records),
+            wanted_keys,
+            last,
+        };
+    // A message with empty lists, and the most its records' length prefix
+    // can add.
+    let base = size(Vec::new(), Vec::new());
+    let empty = base.saturating_add(LENGTH_GROWTH);
+    // What an element adds to a message: its own bytes and a separator.
+    let cost_of = |records: Vec<T>, wanted_keys: Vec<String>| {
+        size(records, wanted_keys)
+            .saturating_sub(base)
+            .saturating_add(SEPARATOR)
+    };
+
+    let mut out = Vec::new();
+    let mut current: Vec<T> = Vec::new();
+    let mut used = empty;
+    for record in records {
+        let cost = cost_of(vec![record.clone()], Vec::new());
+        if empty.saturating_add(cost) > max {
+            tracing::warn!(
+                map = %map,
+                max_message_bytes = max,
+                "a sync record does not fit in any message; it is left out of the answer"
+            );
+            continue;
+        }
+        if used.saturating_add(cost) > max {
+            out.push(message(std::mem::take(&mut current), Vec::new(), false));
+            used = empty;
+        }
+        used += cost;
+        current.push(record);
     }
-    // Wanted keys travel in the last message: when it arrives, the client
-    // has every record of this answer.
-    if let Some(ServerMessage::SyncRespLeaf { wanted_keys, .. }) = out.last_mut() {
-        *wanted_keys = wanted;
+
+    // The wanted keys as a whole: exact, separators and length prefix
+    // included.
+    let wanted_cost = size(Vec::new(), wanted.clone()).saturating_sub(base);
+    if used.saturating_add(wanted_cost) <= max {
+        out.push(message(current, wanted, true));
+        return out;
     }
+    if !current.is_empty() {
+        out.push(message(current, Vec::new(), false));
+    }
+    if empty.saturating_add(wanted_cost) <= max {
+        out.push(message(Vec::new(), wanted, true));
+        return out;
+    }
+    // Not reached with a well-formed request (see above); kept so that an
+    // answer never exceeds the limit.
+    let keys_empty = empty.saturating_add(LENGTH_GROWTH);
+    let mut keys: Vec<String> = Vec::new();
+    let mut used = keys_empty;
+    for key in wanted {
+        let cost = cost_of(Vec::new(), vec![key.clone()]);
+        if !keys.is_empty() && used.saturating_add(cost) > max {
+            out.push(message(Vec::new(), std::mem::take(&mut keys), false));
+            used = keys_empty;
+        }
+        used = used.saturating_add(cost);
+        keys.push(key);
+    }
+    out.push(message(Vec::new(), keys, true));
     out
 }
+
+#[cfg(test)]
+mod tests;

@@ -9,4 +9,5 @@ mod handshake;
 mod http;
 mod limits;
 mod live;
+mod sync;
 mod tls;

@@ -383,3 +383,54 @@ fn sync_answers_route_by_map_and_kind() {
     r.end_sync(&lww);
     assert!(r.begin_sync(&lww).is_ok());
 }
+
+#[test]
+fn a_split_leaf_answer_keeps_its_step_pending_until_the_last_part() {
+    let mut r = Router::new();
+    let key: SyncKey = ("m".to_owned(), WireMapKind::Lww);
+    let mut parts = r.register_sync_step(key.clone()).unwrap();
+    let part = |last| ServerMessage::SyncRespLeaf {
+        map: "m".to_owned(),
+        records: topgun_protocol::LeafRecords::Lww(vec![]),
+        wanted_keys: vec![],
+        last,
+    };
+    for i in 0..2 {
+        assert!(route(&mut r, part(false)).is_empty());
+        let got = parts.try_recv().unwrap().unwrap();
+        assert!(
+            matches!(got.msg, ServerMessage::SyncRespLeaf { last: false, .. }),
+            "part {i}"
+        );
+        assert_eq!(r.pending(), 1, "the step awaits the rest");
+    }
+    route(&mut r, part(true));
+    assert!(matches!(
+        parts.try_recv().unwrap().unwrap().msg,
+        ServerMessage::SyncRespLeaf { last: true, .. }
+    ));
+    assert_eq!(r.pending(), 0, "the last part ends the step");
+    assert!(
+        parts.try_recv().is_err(),
+        "nothing more, and the sender is gone"
+    );
+    // A stray part after the end reaches nobody.
+    route(&mut r, part(false));
+    assert_eq!(r.pending(), 0);
+
+    // A step whose driver gave up is dropped at its next part.
+    let parts = r.register_sync_step(key.clone()).unwrap();
+    drop(parts);
+    route(&mut r, part(false));
+    assert_eq!(r.pending(), 0);
+
+    // The connection ending in the middle of an answer fails the step.
+    let mut parts = r.register_sync_step(key).unwrap();
+    route(&mut r, part(false));
+    r.close(info(1001));
+    assert!(parts.try_recv().unwrap().is_ok());
+    assert!(matches!(
+        parts.try_recv().unwrap(),
+        Err(ClientError::Disconnected { .. })
+    ));
+}

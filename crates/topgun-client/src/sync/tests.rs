@@ -77,19 +77,79 @@ fn serve<S: Server>(server: &S, msg: ClientMessage) -> ServerMessage {
                 map,
                 records: server.records(&differing),
                 wanted_keys: wanted,
+                last: true,
             }
         }
         other => panic!("not a sync request: {other:?}"),
     }
 }
 
+/// Splits a `SYNC_RESP_LEAF` into `n` parts (records dealt round-robin,
+/// wanted keys in the last part, as the server does); other answers are
+/// left whole.
+fn split(msg: ServerMessage, n: usize) -> Vec<ServerMessage> {
+    let ServerMessage::SyncRespLeaf {
+        map,
+        records,
+        wanted_keys,
+        last: true,
+    } = msg
+    else {
+        return vec![msg];
+    };
+    let deal =
+        |len: usize| -> Vec<Vec<usize>> { (0..n).map(|p| (p..len).step_by(n).collect()).collect() };
+    let parts: Vec<LeafRecords> = match records {
+        LeafRecords::Lww(r) => deal(r.len())
+            .into_iter()
+            .map(|idx| LeafRecords::Lww(idx.into_iter().map(|i| r[i].clone()).collect()))
+            .collect(),
+        LeafRecords::Or(e) => deal(e.len())
+            .into_iter()
+            .map(|idx| LeafRecords::Or(idx.into_iter().map(|i| e[i].clone()).collect()))
+            .collect(),
+    };
+    let mut wanted = Some(wanted_keys);
+    parts
+        .into_iter()
+        .enumerate()
+        .map(|(i, records)| {
+            let last = i + 1 == n;
+            ServerMessage::SyncRespLeaf {
+                map: map.clone(),
+                records,
+                wanted_keys: if last { wanted.take().unwrap() } else { vec![] },
+                last,
+            }
+        })
+        .collect()
+}
+
 /// Runs a whole exchange; returns the report.
 fn run<S: Server>(server: &S, client: &mut S) -> SyncReport {
+    run_split(server, client, 1)
+}
+
+/// Runs a whole exchange with every leaf answer split into `parts`;
+/// checks that the machine waits for the rest of an answer until `last`.
+fn run_split<S: Server>(server: &S, client: &mut S, parts: usize) -> SyncReport {
     let (mut machine, mut msg) = SyncMachine::start("m", client).unwrap();
     for _ in 0..100 {
-        match machine.handle(client, serve(server, msg)).unwrap() {
-            Step::Send(next) => msg = next,
-            Step::Done => return machine.into_report(),
+        let answer = split(serve(server, msg), parts);
+        let n = answer.len();
+        let mut next = None;
+        for (i, part) in answer.into_iter().enumerate() {
+            let step = machine.handle(client, part).unwrap();
+            if i + 1 < n {
+                assert_eq!(step, Step::Wait, "part {i} of {n}");
+            } else {
+                next = Some(step);
+            }
+        }
+        match next {
+            Some(Step::Send(request)) => msg = request,
+            Some(Step::Done) => return machine.into_report(),
+            other => panic!("the last part gave {other:?}"),
         }
     }
     panic!("the exchange does not end");
@@ -132,6 +192,73 @@ fn lww_converges_with_tombstones_and_reports_wanted_keys() {
     let again = run(&merged, &mut client);
     assert!(again.already_in_sync);
     assert_eq!(again.round_trips, 1);
+}
+
+#[test]
+fn a_leaf_answer_split_in_parts_is_merged_whole() {
+    let build = || {
+        let mut server = LwwMap::new();
+        let mut client = LwwMap::new();
+        for i in 0..300 {
+            server.merge(format!("k{i}"), LwwRecord::put(Value::Int(i), t(10, 1)));
+        }
+        client.merge("k1", LwwRecord::put(Value::Int(-1), t(5, 2)));
+        client.merge("mine", LwwRecord::put(Value::Null, t(20, 2)));
+        (server, client)
+    };
+    let (server, mut whole) = build();
+    let expected = run(&server, &mut whole);
+    for parts in [2, 3, 7] {
+        let (server, mut client) = build();
+        let report = run_split(&server, &mut client, parts);
+        assert_eq!(client, whole, "{parts} parts");
+        assert_eq!(report.records_received, expected.records_received);
+        assert_eq!(report.records_applied, expected.records_applied);
+        // The server's k1 won, so only "mine" is still wanted.
+        assert_eq!(report.wanted_keys, ["mine"]);
+        assert_eq!(report.round_trips, expected.round_trips);
+        assert_eq!(
+            report.messages_received,
+            expected.messages_received + parts as u32 - 1
+        );
+    }
+}
+
+#[test]
+fn wanted_keys_from_every_part_count() {
+    // A server may spread wanted keys over the parts; a key the merge of
+    // any part made equal is not wanted.
+    let mut server = LwwMap::new();
+    server.merge("a", LwwRecord::put(Value::Int(1), t(10, 1)));
+    let mut client = LwwMap::new();
+    client.merge("a", LwwRecord::put(Value::Int(0), t(5, 2)));
+    client.merge("b", LwwRecord::put(Value::Int(2), t(5, 2)));
+    let (mut m, mut msg) = SyncMachine::start("m", &client).unwrap();
+    let request = loop {
+        match m.handle(&mut client, serve(&server, msg)).unwrap() {
+            Step::Send(next @ ClientMessage::SyncReqLeaf { .. }) => break next,
+            Step::Send(next) => msg = next,
+            other => panic!("{other:?}"),
+        }
+    };
+    let ServerMessage::SyncRespLeaf { map, records, .. } = serve(&server, request) else {
+        panic!()
+    };
+    let part = |records, wanted: &[&str], last| ServerMessage::SyncRespLeaf {
+        map: map.clone(),
+        records,
+        wanted_keys: wanted.iter().map(|k| (*k).to_owned()).collect(),
+        last,
+    };
+    let step = m
+        .handle(&mut client, part(LeafRecords::Lww(vec![]), &["b"], false))
+        .unwrap();
+    assert_eq!(step, Step::Wait);
+    let step = m.handle(&mut client, part(records, &["a"], true)).unwrap();
+    assert_eq!(step, Step::Done);
+    let report = m.into_report();
+    assert_eq!(report.wanted_keys, ["b"], "a converged through the merge");
+    assert_eq!(client.get_live("a", 0), Some(&Value::Int(1)));
 }
 
 #[test]
@@ -206,7 +333,7 @@ fn answers_that_break_the_protocol_are_typed_errors() {
         match m.handle(&mut client, serve(&server, msg)).unwrap() {
             Step::Send(next @ ClientMessage::SyncReqLeaf { .. }) => break next,
             Step::Send(next) => msg = next,
-            Step::Done => panic!("ended early"),
+            Step::Wait | Step::Done => panic!("ended early"),
         }
     };
     let ServerMessage::SyncRespLeaf { map, .. } = serve(&server, leaf_request) else {
@@ -225,6 +352,7 @@ fn answers_that_break_the_protocol_are_typed_errors() {
                 map,
                 records: stranger.records(std::slice::from_ref(&far)),
                 wanted_keys: vec![],
+                last: true,
             },
         )
         .unwrap_err();

@@ -63,12 +63,16 @@ impl Maps {
     }
 }
 
-/// Answers sync requests until the client closes; returns how many
-/// requests it answered.
-async fn serve_sync(conn: &mut Conn, maps: &Maps) -> usize {
+/// Answers sync requests until the client closes, each leaf answer split
+/// into `parts` messages (records dealt round-robin, wanted keys in the
+/// last, a server `PING` between parts); returns how many requests it
+/// answered.
+async fn serve_sync(conn: &mut Conn, maps: &Maps, parts: usize) -> usize {
     let mut answered = 0;
     while let Ok(msg) = conn.recv_or_close().await {
         let reply = match msg {
+            // The client's answers to the pings sent between parts.
+            ClientMessage::Pong { .. } => continue,
             ClientMessage::SyncInit { map, kind, .. } => ServerMessage::SyncRespRoot {
                 map,
                 kind,
@@ -95,10 +99,28 @@ async fn serve_sync(conn: &mut Conn, maps: &Maps) -> usize {
                         differing.push(key);
                     }
                 }
+                let n = parts.max(1);
+                let mut part_keys: Vec<Vec<String>> = vec![Vec::new(); n];
+                for (i, key) in differing.into_iter().enumerate() {
+                    part_keys[i % n].push(key);
+                }
+                let last = part_keys.pop().unwrap_or_default();
+                for keys in part_keys {
+                    conn.send(ServerMessage::SyncRespLeaf {
+                        map: map.clone(),
+                        records: maps.records(kind, &keys),
+                        wanted_keys: vec![],
+                        last: false,
+                    })
+                    .await;
+                    // Other traffic may come between the parts.
+                    conn.send(ServerMessage::Ping { nonce: 7 }).await;
+                }
                 ServerMessage::SyncRespLeaf {
                     map,
-                    records: maps.records(kind, &differing),
+                    records: maps.records(kind, &last),
                     wanted_keys: wanted,
+                    last: true,
                 }
             }
             other => panic!("not a sync request: {other:?}"),
@@ -131,7 +153,7 @@ async fn sync_lww_converges_to_the_server_map_including_a_tombstone() {
     let server = FakeServer::start(|mut conn| async move {
         conn.accept_auth("alice").await;
         // SYNC_INIT, three MERKLE_REQ_BUCKETs, one SYNC_REQ_LEAF.
-        assert_eq!(serve_sync(&mut conn, &maps).await, 5);
+        assert_eq!(serve_sync(&mut conn, &maps, 1).await, 5);
     })
     .await;
     let client = Client::connect(server.config(), StaticToken::new("t"))
@@ -160,6 +182,43 @@ async fn sync_lww_converges_to_the_server_map_including_a_tombstone() {
 }
 
 #[tokio::test]
+async fn a_leaf_answer_split_in_three_is_merged_whole() {
+    let mut server_lww = LwwMap::new();
+    for i in 0..300 {
+        server_lww.merge(format!("k{i}"), LwwRecord::put(Value::Int(i), t(100)));
+    }
+    let mut local = LwwMap::new();
+    local.merge("k5", LwwRecord::put(Value::Int(-5), t(50)));
+    local.merge("offline", LwwRecord::put(Value::from("mine"), t(150)));
+    let mut expected = server_lww.clone();
+    expected.merge("offline", LwwRecord::put(Value::from("mine"), t(150)));
+
+    let maps = Maps {
+        lww: server_lww,
+        or: OrMap::new(),
+    };
+    let server = FakeServer::start(|mut conn| async move {
+        conn.accept_auth("alice").await;
+        assert_eq!(serve_sync(&mut conn, &maps, 3).await, 5);
+    })
+    .await;
+    let client = Client::connect(server.config(), StaticToken::new("t"))
+        .await
+        .unwrap();
+    let report = client.sync_lww("todos", &mut local).await.unwrap();
+    assert_eq!(report.records_received, 300, "every part was merged");
+    assert_eq!(report.records_applied, 300);
+    assert_eq!(report.wanted_keys, ["offline"]);
+    assert_eq!(report.round_trips, 5);
+    // SYNC_RESP_ROOT, three SYNC_RESP_BUCKETS, three SYNC_RESP_LEAF parts.
+    assert_eq!(report.messages_received, 7);
+    assert_eq!(local, expected);
+    assert_eq!(client.pending_requests(), 0);
+    client.close().await;
+    server.join().await;
+}
+
+#[tokio::test]
 async fn sync_lww_of_an_identical_map_is_one_round_trip_and_sync_or_converges() {
     let mut server_lww = LwwMap::new();
     server_lww.merge("a", LwwRecord::put(Value::Int(1), t(1)));
@@ -182,7 +241,7 @@ async fn sync_lww_of_an_identical_map_is_one_round_trip_and_sync_or_converges() 
     };
     let server = FakeServer::start(|mut conn| async move {
         conn.accept_auth("alice").await;
-        serve_sync(&mut conn, &maps).await;
+        serve_sync(&mut conn, &maps, 1).await;
     })
     .await;
     let client = Client::connect(server.config(), StaticToken::new("t"))

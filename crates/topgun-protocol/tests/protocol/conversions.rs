@@ -197,6 +197,7 @@ fn merkle_state_survives_the_wire() {
             entry: entry.try_into().unwrap(),
         }]),
         wanted_keys: vec![],
+        last: true,
     };
     for codec in [Codec::new(Encoding::Bincode), Codec::new(Encoding::Json)] {
         let back = codec.decode_server(&codec.encode(&msg).unwrap()).unwrap();

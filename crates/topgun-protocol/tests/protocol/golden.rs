@@ -186,6 +186,19 @@ fn bincode_layout_matches_the_docs() {
         })
         .unwrap();
     assert_eq!(frame, [1, 1, 1, b'a', 1, 5]);
+    // SYNC_RESP_LEAF (9): map, records (Lww = 0, no elements), no wanted
+    // keys, then `last` as one byte.
+    for last in [false, true] {
+        let frame = bin
+            .encode(&ServerMessage::SyncRespLeaf {
+                map: "m".into(),
+                records: LeafRecords::Lww(vec![]),
+                wanted_keys: vec![],
+                last,
+            })
+            .unwrap();
+        assert_eq!(frame, [9, 1, b'm', 0, 0, 0, u8::from(last)]);
+    }
 }
 
 /// The variant indices of the small enums, as tabled in docs/protocol.md

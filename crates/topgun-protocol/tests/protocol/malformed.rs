@@ -241,6 +241,11 @@ fn malformed_inputs_give_typed_errors() {
         ("duplicate value key bincode", BIN, Dir::Client, bin_put(&[6, 2, 1, b'a', 0, 1, b'a', 0]), "Malformed(DuplicateKey)"),
         ("unknown field in auth", JSON, Dir::Client, b"{\"AUTH\":{\"token\":\"a\",\"protocol_version\":1,\"origin\":\"System\"}}".to_vec(), "Malformed(UnknownField)"),
         ("unknown field in a server message", JSON, Dir::Server, b"{\"PONG\":{\"nonce\":1,\"extra\":true}}".to_vec(), "Malformed(UnknownField)"),
+        // SYNC_RESP_LEAF must say whether more parts follow.
+        ("leaf answer without last", JSON, Dir::Server, br#"{"SYNC_RESP_LEAF":{"map":"m","records":{"Lww":[]},"wanted_keys":[]}}"#.to_vec(), "Malformed(MissingField)"),
+        ("leaf answer with last", JSON, Dir::Server, br#"{"SYNC_RESP_LEAF":{"map":"m","records":{"Lww":[]},"wanted_keys":[],"last":false}}"#.to_vec(), "Ok"),
+        ("leaf answer, last byte 2", BIN, Dir::Server, vec![9, 1, b'm', 0, 0, 0, 2], "Malformed(InvalidBool)"),
+        ("leaf answer cut before last", BIN, Dir::Server, vec![9, 1, b'm', 0, 0, 0], "Truncated"),
     ];
     let mut failures = Vec::new();
     for (name, codec, dir, frame, expected) in &cases {

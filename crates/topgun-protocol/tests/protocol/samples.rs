@@ -311,6 +311,7 @@ pub fn server_samples() -> Vec<(&'static str, ServerMessage)> {
                     },
                 ]),
                 wanted_keys: vec!["t3".into()],
+                last: true,
             },
         ),
         (
@@ -332,6 +333,8 @@ pub fn server_samples() -> Vec<(&'static str, ServerMessage)> {
                     },
                 }]),
                 wanted_keys: vec![],
+                // A part of a split answer: more follow.
+                last: false,
             },
         ),
         (

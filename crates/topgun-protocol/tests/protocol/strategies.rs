@@ -349,13 +349,17 @@ pub fn server_message() -> impl Strategy<Value = ServerMessage> {
                 )
                 .prop_map(LeafRecords::Or),
             ],
-            vec(text(), 0..3)
+            vec(text(), 0..3),
+            any::<bool>()
         )
-            .prop_map(|(map, records, wanted_keys)| ServerMessage::SyncRespLeaf {
-                map,
-                records,
-                wanted_keys
-            }),
+            .prop_map(
+                |(map, records, wanted_keys, last)| ServerMessage::SyncRespLeaf {
+                    map,
+                    records,
+                    wanted_keys,
+                    last
+                }
+            ),
         any::<u64>().prop_map(|nonce| ServerMessage::Ping { nonce }),
         any::<u64>().prop_map(|nonce| ServerMessage::Pong { nonce }),
         (error_code(), text()).prop_map(|(code, message)| ServerMessage::Error { code, message }),

@@ -125,6 +125,8 @@ fn serve(server: &impl Replica, msg: ClientMessage) -> ServerMessage {
                 map,
                 records: server.records(&differing),
                 wanted_keys,
+                // This server answers in one message.
+                last: true,
             }
         }
         other => panic!("not a sync message: {other:?}"),
@@ -199,10 +201,11 @@ fn sync(
     let ServerMessage::SyncRespLeaf {
         records,
         wanted_keys,
+        last: true,
         ..
     } = wire(codec, serve(server, wire(codec, req)))
     else {
-        panic!("expected SYNC_RESP_LEAF")
+        panic!("expected the last SYNC_RESP_LEAF")
     };
     assert_eq!(records.kind(), kind);
     client.merge(records);
