@@ -2,16 +2,19 @@
 //! [`AuthorizeLayer`] applies the decision to every op of a write request
 //! before the inner service sees it.
 //!
-//! The RBAC policy engine is a later piece of work; until then the only
-//! policies are [`AllowAll`] (the server runs with `TOPGUN_NO_AUTH=1`) and
-//! [`AllowAuthenticated`] (any verified principal may read and write any map
-//! that is not reserved).
+//! Policies: [`AllowAll`] (the server runs with `TOPGUN_NO_AUTH=1`),
+//! [`AllowAuthenticated`] (any verified principal may read and write any
+//! map that is not reserved; the default without RBAC policies) and the RBAC
+//! engine's `rbac::RbacPolicy` (per-map, per-operation rules with
+//! conditions over the stored and proposed values, and field redaction).
 
+use std::borrow::Cow;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
+use topgun_core::Value;
 use topgun_protocol::{OpRejection, RejectCode, WireOpKind};
 use tower::{Layer, Service};
 
@@ -94,6 +97,53 @@ pub trait Policy: Send + Sync + std::fmt::Debug + 'static {
         map: &str,
         key: Option<&str>,
     ) -> Decision;
+
+    /// The decision for one record, which may depend on the stored value
+    /// (`old`, `None` when absent) and the proposed one (`new`, `None` for
+    /// removes and reads). The default ignores the values.
+    fn decide_record(
+        &self,
+        principal: &Principal,
+        action: Action,
+        map: &str,
+        key: &str,
+        old: Option<&Value>,
+        new: Option<&Value>,
+    ) -> Decision {
+        let _ = (old, new);
+        self.decide(principal, action, map, Some(key))
+    }
+
+    /// What of `value` (stored under `key`) the principal may read: `None`
+    /// when the record must not be sent at all, otherwise the value with
+    /// denied fields stripped (borrowed when nothing is stripped).
+    fn read_view<'v>(
+        &self,
+        principal: &Principal,
+        map: &str,
+        key: &str,
+        value: &'v Value,
+    ) -> Option<Cow<'v, Value>> {
+        match self.decide_record(principal, Action::Read, map, key, Some(value), None) {
+            Decision::Allow => Some(Cow::Borrowed(value)),
+            Decision::Deny(_) => None,
+        }
+    }
+
+    /// Whether decisions can depend on record values, so the write layer
+    /// must look up the stored value of every op (RBAC conditions over
+    /// `old`/`new`). The built-in policies need no values.
+    fn needs_values(&self) -> bool {
+        false
+    }
+}
+
+/// Reads the current value of a record, for policies whose decisions depend
+/// on it. `None` when the key holds nothing (absent or a tombstone).
+pub trait RecordLookup: Send + Sync + std::fmt::Debug {
+    /// The stored value of `key` in `map` (for an OR map: the array of its
+    /// live values).
+    fn current(&self, map: &str, key: &str) -> Option<Value>;
 }
 
 /// Every action on every non-reserved map is allowed: the policy of a
@@ -138,12 +188,14 @@ impl Policy for AllowAuthenticated {
 #[derive(Clone, Debug)]
 pub struct AuthorizeLayer {
     policy: Arc<dyn Policy>,
+    records: Option<Arc<dyn RecordLookup>>,
 }
 
 impl AuthorizeLayer {
-    /// A layer enforcing `policy`.
-    pub fn new(policy: Arc<dyn Policy>) -> Self {
-        AuthorizeLayer { policy }
+    /// A layer enforcing `policy`; `records` supplies stored values when the
+    /// policy needs them ([`Policy::needs_values`]).
+    pub fn new(policy: Arc<dyn Policy>, records: Option<Arc<dyn RecordLookup>>) -> Self {
+        AuthorizeLayer { policy, records }
     }
 }
 
@@ -154,6 +206,7 @@ impl<S> Layer<S> for AuthorizeLayer {
         Authorize {
             inner,
             policy: Arc::clone(&self.policy),
+            records: self.records.clone(),
         }
     }
 }
@@ -166,6 +219,7 @@ impl<S> Layer<S> for AuthorizeLayer {
 pub struct Authorize<S> {
     inner: S,
     policy: Arc<dyn Policy>,
+    records: Option<Arc<dyn RecordLookup>>,
 }
 
 impl<S> Service<WriteRequest> for Authorize<S>
@@ -184,6 +238,7 @@ where
         let mut denied = Vec::new();
         if !req.origin.is_trusted() {
             let principal = Arc::clone(&req.principal);
+            let records = self.records.as_ref().filter(|_| self.policy.needs_values());
             req.ops.retain(|op| {
                 let removal = matches!(op.kind, WireOpKind::Remove | WireOpKind::OrRemove { .. });
                 let action = if removal {
@@ -191,10 +246,29 @@ where
                 } else {
                     Action::Write
                 };
-                match self
-                    .policy
-                    .decide(&principal, action, &op.map, Some(&op.key))
-                {
+                let decision = match records {
+                    None => self
+                        .policy
+                        .decide(&principal, action, &op.map, Some(&op.key)),
+                    Some(records) => {
+                        let old = records.current(&op.map, &op.key);
+                        let new = match &op.kind {
+                            WireOpKind::Put { value, .. } | WireOpKind::OrAdd { value, .. } => {
+                                Some(Value::from(value.clone()))
+                            }
+                            WireOpKind::Remove | WireOpKind::OrRemove { .. } => None,
+                        };
+                        self.policy.decide_record(
+                            &principal,
+                            action,
+                            &op.map,
+                            &op.key,
+                            old.as_ref(),
+                            new.as_ref(),
+                        )
+                    }
+                };
+                match decision {
                     Decision::Allow => true,
                     Decision::Deny(message) => {
                         denied.push(OpRejection {

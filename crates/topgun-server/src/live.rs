@@ -157,9 +157,20 @@ pub(crate) fn visible_record<'r>(
     key: &str,
     record: &'r LwwRecord,
 ) -> Option<Cow<'r, LwwRecord>> {
-    match policy.decide(principal, Action::Read, map, Some(key)) {
-        Decision::Allow => Some(Cow::Borrowed(record)),
-        Decision::Deny(_) => None,
+    let Some(value) = &record.value else {
+        // A tombstone carries no fields: only whether the key may be read.
+        return match policy.decide_record(principal, Action::Read, map, key, None, None) {
+            Decision::Allow => Some(Cow::Borrowed(record)),
+            Decision::Deny(_) => None,
+        };
+    };
+    match policy.read_view(principal, map, key, value)? {
+        Cow::Borrowed(_) => Some(Cow::Borrowed(record)),
+        Cow::Owned(redacted) => Some(Cow::Owned(LwwRecord {
+            value: Some(redacted),
+            timestamp: record.timestamp,
+            ttl_ms: record.ttl_ms,
+        })),
     }
 }
 

@@ -156,6 +156,20 @@ impl Engine {
     }
 }
 
+impl crate::authz::RecordLookup for Engine {
+    fn current(&self, map: &str, key: &str) -> Option<Value> {
+        let handle = self.maps.get(map)?;
+        let now = self.now_millis();
+        let data = lock(&handle);
+        match &*data {
+            MapData::Lww(m) => m.get_live(key, now).cloned(),
+            MapData::Or(m) => m
+                .get(key)
+                .map(|e| Value::Array(e.live_values(now).cloned().collect())),
+        }
+    }
+}
+
 /// The write validator of the security pipeline: the per-op checks that need
 /// no state (names, value size) and HLC sanitization. Ops from trusted
 /// origins (forwarded, backup, WAN, system) skip it: they were validated

@@ -31,8 +31,11 @@ use topgun_core::NodeId;
 use tower::ServiceBuilder;
 use tower::util::BoxCloneSyncService;
 
+use crate::admin::{
+    AdminApi, AdminConfig, AdminConfigError, AdminParts, KeyRegistry, StoredKeysError,
+};
 use crate::app::{App, AuthMode};
-use crate::auth::{AuthConfig, AuthRateLimiter, RateLimitConfig, Verifier};
+use crate::auth::{AuthConfig, AuthRateLimiter, RateLimitConfig};
 use crate::authz::{AllowAll, AllowAuthenticated, AuthorizeLayer, Policy};
 use crate::config::{Limits, NetworkConfig, TimestampPolicy, TlsConfig};
 use crate::listener::Acceptor;
@@ -96,6 +99,16 @@ pub enum ServerError {
         /// Why.
         source: std::io::Error,
     },
+    /// The admin API configuration is refused (a weak password, say).
+    #[error(transparent)]
+    Admin(#[from] AdminConfigError),
+    /// No usable admin signing key could be made.
+    #[error("admin API: cannot make an admin signing key")]
+    AdminSigningKey,
+    /// The stored JWT verification keys (changed through the admin API)
+    /// could not be loaded.
+    #[error(transparent)]
+    StoredKeys(#[from] StoredKeysError),
 }
 
 enum AuthSetting {
@@ -116,6 +129,7 @@ pub struct ServerBuilder {
     policy: Option<Arc<dyn Policy>>,
     clock: Arc<dyn Clock>,
     drain_timeout: Duration,
+    admin: Option<AdminConfig>,
 }
 
 impl Default for ServerBuilder {
@@ -149,6 +163,7 @@ impl ServerBuilder {
             policy: None,
             clock: Arc::new(SystemClock),
             drain_timeout: Duration::from_secs(10),
+            admin: None,
         }
     }
 
@@ -220,26 +235,26 @@ impl ServerBuilder {
         self
     }
 
+    /// Enables the admin API under `/api` (without it every `/api` path
+    /// answers `404 admin_api_disabled`). `build` refuses a weak password
+    /// ([`AdminConfigError`]) unless auth is disabled.
+    pub fn admin(mut self, admin: AdminConfig) -> Self {
+        self.admin = Some(admin);
+        self
+    }
+
     /// Checks the configuration, opens the store, loads the data and binds
     /// the socket.
     pub async fn build(self) -> Result<Server, ServerError> {
-        let (auth, default_policy): (AuthMode, Arc<dyn Policy>) = match self.auth {
+        let auth_disabled = match self.auth {
             AuthSetting::Unset => return Err(ServerError::AuthNotConfigured),
-            AuthSetting::Disabled => {
-                tracing::warn!(
-                    "AUTHENTICATION IS DISABLED (TOPGUN_NO_AUTH=1): every client can read and write every map. Never run this in production."
-                );
-                (AuthMode::NoAuth, Arc::new(AllowAll))
-            }
-            AuthSetting::Jwt(config) => (
-                AuthMode::Jwt {
-                    verifier: Arc::new(Verifier::new(config)),
-                    limiter: AuthRateLimiter::new(self.auth_rate_limit),
-                },
-                Arc::new(AllowAuthenticated),
-            ),
+            AuthSetting::Disabled => true,
+            AuthSetting::Jwt(_) => false,
         };
-        let policy = self.policy.unwrap_or(default_policy);
+        // Refused before anything touches the disk.
+        if let Some(admin) = &self.admin {
+            admin.check(auth_disabled)?;
+        }
         let tls = match &self.tls {
             Some(t) => Some(TlsAcceptor::from(crate::tls::server_config(t)?)),
             None => None,
@@ -256,6 +271,30 @@ impl ServerBuilder {
             StorageConfig::Custom(store) => store,
         };
         let node = node_id(store.as_ref()).await?;
+        let (auth, default_policy, keys): (AuthMode, Arc<dyn Policy>, _) = match self.auth {
+            AuthSetting::Unset => return Err(ServerError::AuthNotConfigured),
+            AuthSetting::Disabled => {
+                tracing::warn!(
+                    "AUTHENTICATION IS DISABLED (TOPGUN_NO_AUTH=1): every client can read and write every map. Never run this in production."
+                );
+                (AuthMode::NoAuth, Arc::new(AllowAll), None)
+            }
+            AuthSetting::Jwt(config) => {
+                // The configured keys combined with the keys and states the
+                // admin API stored.
+                let (verifier, keys) =
+                    KeyRegistry::open(Arc::clone(&store), config, crate::admin::unix_now()).await?;
+                (
+                    AuthMode::Jwt {
+                        verifier,
+                        limiter: AuthRateLimiter::new(self.auth_rate_limit),
+                    },
+                    Arc::new(AllowAuthenticated),
+                    Some(Arc::new(keys)),
+                )
+            }
+        };
+        let policy = self.policy.unwrap_or(default_policy);
         let maps = Maps::load(store.as_ref()).await?;
         let addr = self.network.socket_addr();
         let listener = TcpListener::bind(addr)
@@ -289,13 +328,33 @@ impl ServerBuilder {
         ));
         let writes = BoxCloneSyncService::new(
             ServiceBuilder::new()
-                .layer(AuthorizeLayer::new(Arc::clone(&policy)))
+                .layer(AuthorizeLayer::new(
+                    Arc::clone(&policy),
+                    Some(Arc::clone(&engine) as Arc<dyn crate::authz::RecordLookup>),
+                ))
                 .service(WriteService {
                     engine: Arc::clone(&engine),
                 }),
         );
+        let admin = match self.admin {
+            None => None,
+            Some(config) => Some(Arc::new(
+                AdminApi::new(
+                    config,
+                    auth_disabled,
+                    AdminParts {
+                        keys,
+                        node,
+                        engine: Arc::clone(&engine),
+                        metrics: Arc::clone(&metrics),
+                    },
+                )
+                .await?,
+            )),
+        };
         let shutdown = CancellationToken::new();
         let app = Arc::new(App {
+            admin,
             engine,
             live,
             policy,

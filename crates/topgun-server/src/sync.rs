@@ -12,17 +12,28 @@ use std::collections::BTreeMap;
 use topgun_core::merkle::{self, MerkleTree};
 use topgun_core::{MapKind, MerklePath};
 use topgun_protocol::{
-    BucketHashes, Codec, ErrorCode, Hash64, LeafRecords, LwwKeyRecord, OrKeyEntry, ServerMessage,
-    WireLeafDigest, WireLwwRecord, WireMapKind, WireMerklePath, WireOrEntry,
+    BucketHashes, Codec, ErrorCode, ErrorContext, Hash64, LeafRecords, LwwKeyRecord, OrKeyEntry,
+    ServerMessage, WireLeafDigest, WireLwwRecord, WireMapKind, WireMerklePath, WireOrEntry,
 };
 
 use crate::authz::{Action, Decision, Policy, Principal, is_reserved_map};
 use crate::state::{MapData, Maps, lock};
 
-fn error(code: ErrorCode, message: impl Into<String>) -> Vec<ServerMessage> {
+/// An `ERROR` refusing a sync request of `map` and `kind`: the context
+/// lets the client fail exactly that exchange.
+fn error(
+    code: ErrorCode,
+    message: impl Into<String>,
+    map: &str,
+    kind: WireMapKind,
+) -> Vec<ServerMessage> {
     vec![ServerMessage::Error {
         code,
         message: message.into(),
+        context: Some(ErrorContext::Sync {
+            map: map.to_owned(),
+            kind,
+        }),
     }]
 }
 
@@ -39,10 +50,12 @@ fn check_map(
         return Err(error(
             ErrorCode::Forbidden,
             format!("map {map:?} is reserved"),
+            map,
+            kind,
         ));
     }
     if let Decision::Deny(why) = policy.decide(principal, Action::Read, map, None) {
-        return Err(error(ErrorCode::Forbidden, why));
+        return Err(error(ErrorCode::Forbidden, why, map, kind));
     }
     let Some(handle) = maps.get(map) else {
         return Ok(None);
@@ -52,6 +65,8 @@ fn check_map(
         return Err(error(
             ErrorCode::InvalidSyncRequest,
             format!("map {map:?} is a {actual:?} map"),
+            map,
+            kind,
         ));
     }
     Ok(Some(handle))
@@ -108,6 +123,8 @@ pub(crate) fn buckets(
                 return error(
                     ErrorCode::InvalidSyncRequest,
                     format!("path {}/{}: {e}", path.level, path.index),
+                    &map,
+                    kind,
                 );
             }
         }
@@ -146,6 +163,8 @@ pub(crate) fn leaves(
             return error(
                 ErrorCode::InvalidSyncRequest,
                 format!("path {}/{} is not a leaf bucket", path.level, path.index),
+                &map,
+                kind,
             );
         }
         let entries = client.entry(path).or_default();
@@ -172,25 +191,45 @@ pub(crate) fn leaves(
                 if theirs.binary_search_by(|e| e.0.as_str().cmp(&key)).is_ok() {
                     wanted.push(key.clone());
                 }
-                if !matches!(
-                    policy.decide(principal, Action::Read, &map, Some(&key)),
-                    Decision::Allow
-                ) {
-                    continue;
-                }
+                // Only what the principal may read leaves the server, with
+                // denied fields stripped (the same rule as live queries).
                 match &*data {
                     MapData::Lww(m) => {
-                        if let Some(record) = m.get(&key) {
-                            if let Ok(wire) = WireLwwRecord::try_from(record) {
-                                lww.push(LwwKeyRecord { key, record: wire });
-                            }
+                        let Some(record) = m.get(&key) else { continue };
+                        let Some(visible) =
+                            crate::live::visible_record(policy, principal, &map, &key, record)
+                        else {
+                            continue;
+                        };
+                        if let Ok(wire) = WireLwwRecord::try_from(visible.as_ref()) {
+                            lww.push(LwwKeyRecord { key, record: wire });
                         }
                     }
                     MapData::Or(m) => {
-                        if let Some(entry) = m.get(&key) {
-                            if let Ok(wire) = WireOrEntry::try_from(entry) {
-                                or.push(OrKeyEntry { key, entry: wire });
-                            }
+                        let Some(entry) = m.get(&key) else { continue };
+                        let items: Vec<topgun_core::OrItem> = entry
+                            .items()
+                            .filter_map(|item| {
+                                let value = policy.read_view(principal, &map, &key, &item.value)?;
+                                Some(topgun_core::OrItem {
+                                    value: value.into_owned(),
+                                    tag: item.tag,
+                                    ttl_ms: item.ttl_ms,
+                                })
+                            })
+                            .collect();
+                        // Tombstones alone carry no values: they go out when
+                        // the key itself may be read.
+                        let key_readable = matches!(
+                            policy.decide_record(principal, Action::Read, &map, &key, None, None),
+                            Decision::Allow
+                        );
+                        if items.is_empty() && !key_readable {
+                            continue;
+                        }
+                        let visible = topgun_core::OrEntry::from_parts(items, entry.tombstones());
+                        if let Ok(wire) = WireOrEntry::try_from(&visible) {
+                            or.push(OrKeyEntry { key, entry: wire });
                         }
                     }
                 }

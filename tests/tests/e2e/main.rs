@@ -9,5 +9,6 @@ mod handshake;
 mod http;
 mod limits;
 mod live;
+mod rbac;
 mod sync;
 mod tls;

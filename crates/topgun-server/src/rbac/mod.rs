@@ -117,6 +117,7 @@ mod fields;
 mod pattern;
 mod set;
 
+use std::borrow::Cow;
 use std::sync::{Arc, PoisonError, RwLock};
 
 use topgun_core::Value;
@@ -278,6 +279,17 @@ impl RbacPolicy {
     }
 }
 
+fn deny_message(action: Action, reason: VerdictReason) -> String {
+    match reason {
+        VerdictReason::Reserved => {
+            format!("map names starting with {RESERVED_MAP_PREFIX:?} are reserved")
+        }
+        VerdictReason::Unauthenticated => "not authenticated".to_owned(),
+        VerdictReason::Denied => format!("{} denied by policy", Operation::from(action).as_str()),
+        _ => format!("no policy allows {}", Operation::from(action).as_str()),
+    }
+}
+
 impl Policy for RbacPolicy {
     /// The no-record case: a map-wide request without a key, a record
     /// request with the key but without values (conditions see `old` and
@@ -294,18 +306,60 @@ impl Policy for RbacPolicy {
         req.key = key;
         let verdict = self.evaluate(&req);
         if verdict.allowed {
-            return Decision::Allow;
+            Decision::Allow
+        } else {
+            Decision::Deny(deny_message(action, verdict.reason))
         }
-        Decision::Deny(match verdict.reason {
-            VerdictReason::Reserved => {
-                format!("map names starting with {RESERVED_MAP_PREFIX:?} are reserved")
-            }
-            VerdictReason::Unauthenticated => "not authenticated".to_owned(),
-            VerdictReason::Denied => {
-                format!("{} denied by policy", Operation::from(action).as_str())
-            }
-            _ => format!("no policy allows {}", Operation::from(action).as_str()),
-        })
+    }
+
+    /// The record case: conditions see the stored and proposed values.
+    fn decide_record(
+        &self,
+        principal: &Principal,
+        action: Action,
+        map: &str,
+        key: &str,
+        old: Option<&Value>,
+        new: Option<&Value>,
+    ) -> Decision {
+        let req = AccessRequest::new(principal, action, map)
+            .key(key)
+            .old(old)
+            .new_value(new);
+        let verdict = self.evaluate(&req);
+        if verdict.allowed {
+            Decision::Allow
+        } else {
+            Decision::Deny(deny_message(action, verdict.reason))
+        }
+    }
+
+    /// Reads: the record must be readable (conditions see it as `old`), and
+    /// the allowing policies' field rules strip what the principal may not
+    /// see.
+    fn read_view<'v>(
+        &self,
+        principal: &Principal,
+        map: &str,
+        key: &str,
+        value: &'v Value,
+    ) -> Option<Cow<'v, Value>> {
+        let req = AccessRequest::new(principal, Action::Read, map)
+            .key(key)
+            .old(Some(value));
+        let verdict = self.evaluate(&req);
+        if !verdict.allowed {
+            return None;
+        }
+        match verdict.fields {
+            None => Some(Cow::Borrowed(value)),
+            Some(rules) if rules.is_unrestricted() => Some(Cow::Borrowed(value)),
+            Some(rules) => rules.redact(value).map(Cow::Owned),
+        }
+    }
+
+    fn needs_values(&self) -> bool {
+        self.policies().defs().iter().any(|d| d.condition.is_some())
     }
 }
 
