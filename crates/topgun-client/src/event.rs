@@ -1,7 +1,7 @@
 //! Things that happen on a connection outside any one request, delivered
 //! through [`crate::Client::events`].
 
-use topgun_protocol::{AuthFailReason, ErrorCode};
+use topgun_protocol::{AuthFailReason, ErrorCode, ErrorContext};
 
 use crate::error::CloseInfo;
 use crate::handshake::SessionInfo;
@@ -31,6 +31,9 @@ pub enum ClientEvent {
         code: ErrorCode,
         /// The server's explanation.
         message: String,
+        /// The request the error answers, as the server named it; `None`
+        /// for an error about the connection as a whole.
+        context: Option<ErrorContext>,
     },
     /// The server accepted a fresh token (`AUTH_ACK` after a renewal
     /// request); the session now ends at the new expiry.

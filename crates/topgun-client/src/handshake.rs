@@ -48,7 +48,7 @@ pub(crate) async fn authenticate(
             max_version,
             reason,
         } => (min_version, max_version, reason),
-        ServerMessage::Error { code, message } => {
+        ServerMessage::Error { code, message, .. } => {
             return Err(ConnectError::Server { code, message });
         }
         other => return Err(unexpected("AUTH_REQUIRED", &other)),
@@ -85,7 +85,7 @@ pub(crate) async fn authenticate(
             close(ws, codes::NORMAL, "authentication failed").await;
             Err(ConnectError::AuthFailed { reason, message })
         }
-        ServerMessage::Error { code, message } => Err(ConnectError::Server { code, message }),
+        ServerMessage::Error { code, message, .. } => Err(ConnectError::Server { code, message }),
         other => Err(unexpected("AUTH_ACK", &other)),
     }
 }

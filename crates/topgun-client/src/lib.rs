@@ -60,5 +60,5 @@ pub use token::{StaticToken, TokenFn, TokenFuture, TokenProvider, TokenReason, t
 
 /// Protocol types that appear in this crate's API.
 pub use topgun_protocol::{
-    AuthFailReason, ChangeKind, Encoding, ErrorCode, RejectCode, WriteConcern,
+    AuthFailReason, ChangeKind, Encoding, ErrorCode, ErrorContext, RejectCode, WriteConcern,
 };

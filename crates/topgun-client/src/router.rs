@@ -13,7 +13,10 @@
 //! A sync step may be answered by several `SYNC_RESP_LEAF` parts: each is
 //! delivered as it arrives, and the step stays pending until the part
 //! marked `last`.
-//! `ERROR` carries no request id; one that refuses a request
+//! An `ERROR` whose context names a request (`Query { query_id }`,
+//! `Sync { map, kind }`) fails exactly that subscription or sync step, if
+//! it is still pending. Only an `ERROR` without a context (from a server
+//! that does not set it) falls back to a guess: one that refuses a request
 //! (`Forbidden`, `UnknownQuery`, `InvalidSyncRequest`) is matched to the
 //! oldest pending subscription or sync step it can answer, relying on the
 //! server answering requests in order.
@@ -26,8 +29,8 @@ use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
 use topgun_core::{LwwRecord, Timestamp};
 use topgun_protocol::{
-    AuthRequiredReason, ClientMessage, ErrorCode, OpAckEntry, OpRejection, QueryRecord,
-    ServerMessage, WireMapKind,
+    AuthRequiredReason, ClientMessage, ErrorCode, ErrorContext, OpAckEntry, OpRejection,
+    QueryRecord, ServerMessage, WireMapKind,
 };
 
 use crate::error::{ClientError, CloseInfo};
@@ -375,7 +378,11 @@ impl Router {
                     message,
                 }));
             }
-            ServerMessage::Error { code, message } => self.on_error(code, message, out),
+            ServerMessage::Error {
+                code,
+                message,
+                context,
+            } => self.on_error(code, message, context, out),
         }
     }
 
@@ -481,20 +488,29 @@ impl Router {
         }
     }
 
-    fn on_error(&mut self, code: ErrorCode, message: String, out: &mut Vec<Action>) {
-        let answers = |a: &Awaiting| match code {
-            ErrorCode::Forbidden => true,
-            ErrorCode::UnknownQuery => matches!(a, Awaiting::Query(_)),
-            ErrorCode::InvalidSyncRequest => matches!(a, Awaiting::Sync(_)),
-            _ => false,
+    fn on_error(
+        &mut self,
+        code: ErrorCode,
+        message: String,
+        context: Option<ErrorContext>,
+        out: &mut Vec<Action>,
+    ) {
+        let target = match &context {
+            Some(ErrorContext::Query { query_id }) => Some(Awaiting::Query(*query_id)),
+            Some(ErrorContext::Sync { map, kind }) => Some(Awaiting::Sync((map.clone(), *kind))),
+            // A context this client does not know names a request it
+            // cannot have made: fail nothing.
+            Some(_) => None,
+            None => self.guess_target(code),
         };
-        if let Some(pos) = self.awaiting.iter().position(answers) {
+        if let Some(target) = target {
+            self.awaiting.retain(|a| *a != target);
             let error = ClientError::Server {
                 code,
                 message: message.clone(),
             };
-            match self.awaiting.remove(pos) {
-                Some(Awaiting::Query(id)) => {
+            match target {
+                Awaiting::Query(id) => {
                     if let Some(mut q) = self.queries.remove(&id) {
                         let _ = q.end.set(SubscriptionEnd::Refused {
                             code,
@@ -505,15 +521,30 @@ impl Router {
                         }
                     }
                 }
-                Some(Awaiting::Sync(key)) => {
+                Awaiting::Sync(key) => {
                     if let Some(tx) = self.sync_steps.remove(&key) {
                         let _ = tx.send(Err(error));
                     }
                 }
-                None => {}
             }
         }
-        out.push(Action::Event(ClientEvent::ServerError { code, message }));
+        out.push(Action::Event(ClientEvent::ServerError {
+            code,
+            message,
+            context,
+        }));
+    }
+
+    /// The fallback for an `ERROR` without a context: the oldest pending
+    /// subscription or sync step that an error with this code can answer.
+    fn guess_target(&self, code: ErrorCode) -> Option<Awaiting> {
+        let answers = |a: &&Awaiting| match code {
+            ErrorCode::Forbidden => true,
+            ErrorCode::UnknownQuery => matches!(a, Awaiting::Query(_)),
+            ErrorCode::InvalidSyncRequest => matches!(a, Awaiting::Sync(_)),
+            _ => false,
+        };
+        self.awaiting.iter().find(answers).cloned()
     }
 
     /// The connection ended: every pending request fails with

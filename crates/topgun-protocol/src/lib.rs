@@ -3,8 +3,9 @@
 //! back, as bincode (binary frames) or JSON (text frames).
 //!
 //! Main types: [`ClientMessage`] and [`ServerMessage`] (one enum per
-//! direction); [`Codec`], selected per connection by [`Encoding`], with its
-//! typed [`DecodeError`] and [`EncodeError`]; the wire mirrors of the core
+//! direction, with [`ErrorContext`] tying an `ERROR` to its request);
+//! [`Codec`], selected per connection by [`Encoding`], with its typed
+//! [`DecodeError`] and [`EncodeError`]; the wire mirrors of the core
 //! types ([`WireValue`], [`WireTimestamp`], [`WireLwwRecord`], [`WireOrEntry`],
 //! [`WireOpKind`], [`WireFilter`], ...) with explicit `From`/`TryFrom`
 //! conversions to and from `topgun_core` (which has no serde derives). The
@@ -45,7 +46,7 @@ pub use ids::{Hash64, WireNodeId, WireTimestamp};
 pub use merkle::{
     BucketHashes, KeyHash, LeafRecords, LwwKeyRecord, OrKeyEntry, WireLeafDigest, WireMerklePath,
 };
-pub use message::{ClientMessage, Message, OpAckEntry, OpRejection, ServerMessage};
+pub use message::{ClientMessage, ErrorContext, Message, OpAckEntry, OpRejection, ServerMessage};
 pub use query::{ChangeKind, QueryRecord, WireCmpOp, WireFilter, WireQuery, WireSortKey};
 pub use record::{
     Op, RecordValue, WireLwwRecord, WireMapKind, WireOpKind, WireOrEntry, WireOrItem,

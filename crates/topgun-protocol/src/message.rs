@@ -127,6 +127,30 @@ pub struct OpRejection {
     pub message: String,
 }
 
+/// The request an `ERROR` answers, so that a client fails exactly that
+/// request instead of guessing.
+///
+/// In JSON an externally tagged object (`{"Query":{"query_id":7}}`), in
+/// bincode the variant index then the fields.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub enum ErrorContext {
+    /// A `QUERY_SUB` or `QUERY_UNSUB` with this query id.
+    Query {
+        /// The query id the request named.
+        query_id: u64,
+    },
+    /// A Merkle sync request (`SYNC_INIT`, `MERKLE_REQ_BUCKET`,
+    /// `SYNC_REQ_LEAF`) of this map and kind: the exchange it belongs to.
+    Sync {
+        /// The map the request named.
+        map: String,
+        /// The kind the request named.
+        kind: WireMapKind,
+    },
+}
+
 /// A message from the server to a client.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE", deny_unknown_fields)]
@@ -248,6 +272,15 @@ pub enum ServerMessage {
         code: ErrorCode,
         /// A human-readable explanation.
         message: String,
+        /// The request this error answers; `None` for an error about the
+        /// connection as a whole (a malformed frame, a rate limit, the
+        /// session expiring, shutdown).
+        ///
+        /// JSON: may be omitted (or `null`), meaning `None`. bincode is
+        /// positional, so the option is always on the wire: one byte 0 for
+        /// `None`, or 1 followed by the context.
+        #[serde(default)]
+        context: Option<ErrorContext>,
     },
 }
 

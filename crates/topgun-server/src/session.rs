@@ -24,7 +24,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::time::sleep_until;
 use topgun_core::CallerOrigin;
 use topgun_protocol::{
-    AuthFailReason, AuthRequiredReason, ClientMessage, Codec, Encoding, ErrorCode,
+    AuthFailReason, AuthRequiredReason, ClientMessage, Codec, Encoding, ErrorCode, ErrorContext,
     MIN_PROTOCOL_VERSION, OpRejection, PROTOCOL_VERSION, ServerMessage, WriteConcern,
     is_supported_version,
 };
@@ -278,10 +278,22 @@ impl Session {
         self.outbound.reply(msg).await
     }
 
+    /// An `ERROR` about the connection as a whole (no context).
     async fn error(&self, code: ErrorCode, message: impl Into<String>) {
         self.reply(ServerMessage::Error {
             code,
             message: message.into(),
+            context: None,
+        })
+        .await;
+    }
+
+    /// An `ERROR` refusing the subscription request with `query_id`.
+    async fn query_error(&self, query_id: u64, code: ErrorCode, message: impl Into<String>) {
+        self.reply(ServerMessage::Error {
+            code,
+            message: message.into(),
+            context: Some(ErrorContext::Query { query_id }),
         })
         .await;
     }
@@ -618,13 +630,17 @@ impl Session {
                         // Updates held since evaluation follow the result.
                         app.live.activate(self.conn, query_id);
                     }
-                    Err(e) => self.error(e.error_code(), e.to_string()).await,
+                    Err(e) => {
+                        self.query_error(query_id, e.error_code(), e.to_string())
+                            .await;
+                    }
                 }
                 None
             }
             ClientMessage::QueryUnsub { query_id } => {
                 if !app.live.unsubscribe(self.conn, query_id) {
-                    self.error(
+                    self.query_error(
+                        query_id,
                         ErrorCode::UnknownQuery,
                         format!("no subscription with id {query_id}"),
                     )

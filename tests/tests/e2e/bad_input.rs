@@ -3,8 +3,9 @@
 
 use tokio_tungstenite::tungstenite::Message;
 use topgun_protocol::{
-    ClientMessage, Encoding, ErrorCode, Op, RejectCode, ServerMessage, WireNodeId, WireOpKind,
-    WireTimestamp, WireValue, WriteConcern,
+    ClientMessage, Encoding, ErrorCode, ErrorContext, Hash64, Op, RejectCode, ServerMessage,
+    WireLeafDigest, WireMapKind, WireMerklePath, WireNodeId, WireOpKind, WireQuery, WireTimestamp,
+    WireValue, WriteConcern,
 };
 use topgun_server::Limits;
 use topgun_server::session::close;
@@ -288,4 +289,123 @@ async fn a_resent_op_is_acknowledged_with_its_first_timestamp() {
         other => panic!("{other:?}"),
     }
     server.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn refusals_name_the_request_they_answer_and_connection_errors_name_none() {
+    let server = start().await;
+    for encoding in [Encoding::Bincode, Encoding::Json] {
+        let mut raw = authed(server.addr, encoding).await;
+        // "tags" becomes an observed-remove map.
+        let mut add = put(1, "tags", "colors", 1);
+        add.kind = WireOpKind::OrAdd {
+            value: WireValue::from("red"),
+            ttl_ms: None,
+        };
+        raw.send(&ClientMessage::ClientOp { op: add }).await;
+        assert!(matches!(raw.recv().await, Ok(ServerMessage::OpAck { .. })));
+
+        let sync = |map: &str, kind| ErrorContext::Sync {
+            map: map.to_owned(),
+            kind,
+        };
+        let query = |query_id| ErrorContext::Query { query_id };
+        let cases: Vec<(ClientMessage, ErrorCode, ErrorContext)> = vec![
+            (
+                ClientMessage::QuerySub {
+                    query_id: 5,
+                    map: "$internal".to_owned(),
+                    query: WireQuery::default(),
+                },
+                ErrorCode::Forbidden,
+                query(5),
+            ),
+            (
+                ClientMessage::QuerySub {
+                    query_id: 6,
+                    map: "tags".to_owned(),
+                    query: WireQuery::default(),
+                },
+                ErrorCode::InvalidSyncRequest,
+                query(6),
+            ),
+            (
+                ClientMessage::QueryUnsub { query_id: 77 },
+                ErrorCode::UnknownQuery,
+                query(77),
+            ),
+            (
+                ClientMessage::SyncInit {
+                    map: "$internal".to_owned(),
+                    kind: WireMapKind::Lww,
+                    root: Hash64(0),
+                },
+                ErrorCode::Forbidden,
+                sync("$internal", WireMapKind::Lww),
+            ),
+            (
+                ClientMessage::SyncInit {
+                    map: "tags".to_owned(),
+                    kind: WireMapKind::Lww,
+                    root: Hash64(0),
+                },
+                ErrorCode::InvalidSyncRequest,
+                sync("tags", WireMapKind::Lww),
+            ),
+            (
+                // A leaf bucket cannot be expanded.
+                ClientMessage::MerkleReqBucket {
+                    map: "tags".to_owned(),
+                    kind: WireMapKind::Or,
+                    paths: vec![WireMerklePath { level: 3, index: 0 }],
+                },
+                ErrorCode::InvalidSyncRequest,
+                sync("tags", WireMapKind::Or),
+            ),
+            (
+                // The root is not a leaf bucket.
+                ClientMessage::SyncReqLeaf {
+                    map: "tags".to_owned(),
+                    kind: WireMapKind::Or,
+                    leaves: vec![WireLeafDigest::default()],
+                },
+                ErrorCode::InvalidSyncRequest,
+                sync("tags", WireMapKind::Or),
+            ),
+        ];
+        for (request, code, context) in cases {
+            raw.send(&request).await;
+            match raw.recv().await {
+                Ok(ServerMessage::Error {
+                    code: c,
+                    context: Some(ctx),
+                    ..
+                }) if c == code && ctx == context => {}
+                other => {
+                    panic!("{encoding:?} {request:?}: expected {code:?} {context:?}, got {other:?}")
+                }
+            }
+        }
+
+        // An error about the connection itself names no request.
+        let garbage = if encoding.is_binary() {
+            Message::Binary(vec![0xff, 0xfe].into())
+        } else {
+            Message::Text("{\"NOPE\":{}}".into())
+        };
+        raw.send_frame(garbage).await;
+        let (seen, ended) = raw.recv_until_closed().await;
+        assert!(
+            matches!(
+                seen.as_slice(),
+                [ServerMessage::Error {
+                    code: ErrorCode::MalformedMessage,
+                    context: None,
+                    ..
+                }]
+            ),
+            "{seen:?}"
+        );
+        assert_eq!(ended, Ended::Closed(close::PROTOCOL_ERROR));
+    }
 }

@@ -206,10 +206,12 @@ fn server_requests_become_actions() {
             ServerMessage::Error {
                 code: ErrorCode::SlowConsumer,
                 message: "resync".to_owned(),
+                context: None,
             },
             vec![Action::Event(ClientEvent::ServerError {
                 code: ErrorCode::SlowConsumer,
                 message: "resync".to_owned(),
+                context: None,
             })],
         ),
     ];
@@ -239,7 +241,7 @@ fn server_requests_become_actions() {
 }
 
 #[test]
-fn errors_refuse_the_oldest_request_they_can_answer() {
+fn errors_without_a_context_refuse_the_oldest_request_they_can_answer() {
     let mut r = Router::new();
     let key: SyncKey = ("m".to_owned(), WireMapKind::Or);
     let mut step = r.register_sync_step(key).unwrap();
@@ -253,6 +255,7 @@ fn errors_refuse_the_oldest_request_they_can_answer() {
         ServerMessage::Error {
             code: ErrorCode::UnknownQuery,
             message: "reused".to_owned(),
+            context: None,
         },
     );
     assert!(matches!(
@@ -271,6 +274,7 @@ fn errors_refuse_the_oldest_request_they_can_answer() {
         ServerMessage::Error {
             code: ErrorCode::Forbidden,
             message: "no read".to_owned(),
+            context: None,
         },
     );
     assert!(matches!(
@@ -281,6 +285,79 @@ fn errors_refuse_the_oldest_request_they_can_answer() {
         })
     ));
     assert_eq!(r.pending(), 0);
+}
+
+#[test]
+fn errors_with_a_context_refuse_exactly_the_request_they_name() {
+    // Pending, oldest first: query 1, sync (m, Lww), query 2, sync (m, Or).
+    // Each row: the error's context, then which of the four it fails.
+    let lww: SyncKey = ("m".to_owned(), WireMapKind::Lww);
+    let or: SyncKey = ("m".to_owned(), WireMapKind::Or);
+    let sync = |key: &SyncKey| {
+        Some(ErrorContext::Sync {
+            map: key.0.clone(),
+            kind: key.1,
+        })
+    };
+    let cases: Vec<(Option<ErrorContext>, [bool; 4])> = vec![
+        (
+            Some(ErrorContext::Query { query_id: 2 }),
+            [false, false, true, false],
+        ),
+        (sync(&or), [false, false, false, true]),
+        (sync(&lww), [false, true, false, false]),
+        // Nothing pending has that id or map: nothing fails (the old
+        // guess would have failed query 1).
+        (Some(ErrorContext::Query { query_id: 9 }), [false; 4]),
+        (
+            Some(ErrorContext::Sync {
+                map: "other".to_owned(),
+                kind: WireMapKind::Lww,
+            }),
+            [false; 4],
+        ),
+        // No context: the fallback picks the oldest.
+        (None, [true, false, false, false]),
+    ];
+    for (context, expected) in cases {
+        let mut r = Router::new();
+        let (tx, _u1) = mpsc::channel(4);
+        let mut q1 = r.register_query(1, tx, Arc::new(OnceLock::new())).unwrap();
+        let mut s1 = r.register_sync_step(lww.clone()).unwrap();
+        let (tx, _u2) = mpsc::channel(4);
+        let end2 = Arc::new(OnceLock::new());
+        let mut q2 = r.register_query(2, tx, end2.clone()).unwrap();
+        let mut s2 = r.register_sync_step(or.clone()).unwrap();
+        let actions = route(
+            &mut r,
+            ServerMessage::Error {
+                code: ErrorCode::Forbidden,
+                message: "denied".to_owned(),
+                context: context.clone(),
+            },
+        );
+        assert_eq!(
+            actions,
+            vec![Action::Event(ClientEvent::ServerError {
+                code: ErrorCode::Forbidden,
+                message: "denied".to_owned(),
+                context: context.clone(),
+            })],
+            "{context:?}: the event carries the context"
+        );
+        let failed = [
+            q1.try_recv().is_ok_and(|r| r.is_err()),
+            s1.try_recv().is_ok_and(|r| r.is_err()),
+            q2.try_recv().is_ok_and(|r| r.is_err()),
+            s2.try_recv().is_ok_and(|r| r.is_err()),
+        ];
+        assert_eq!(failed, expected, "{context:?}");
+        let still = expected.iter().filter(|f| !**f).count();
+        assert_eq!(r.pending(), still, "{context:?}: the rest stays pending");
+        if expected[2] {
+            assert!(matches!(end2.get(), Some(SubscriptionEnd::Refused { .. })));
+        }
+    }
 }
 
 #[test]

@@ -127,6 +127,7 @@ async fn an_error_during_the_handshake_is_typed() {
         conn.send(ServerMessage::Error {
             code: ErrorCode::ShuttingDown,
             message: "bye".to_owned(),
+            context: None,
         })
         .await;
         let _ = conn.expect_close().await;

@@ -58,6 +58,7 @@ async fn a_server_close_mid_request_fails_every_pending_request_with_its_code() 
         conn.send(ServerMessage::Error {
             code: ErrorCode::ShuttingDown,
             message: "restarting".to_owned(),
+            context: None,
         })
         .await;
         conn.close(4000, "server restarting").await;

@@ -2,7 +2,9 @@
 
 use std::time::Duration;
 
-use topgun_client::{ChangeKind, Client, ClientError, ErrorCode, StaticToken, SubscriptionEnd};
+use topgun_client::{
+    ChangeKind, Client, ClientError, ErrorCode, ErrorContext, StaticToken, SubscriptionEnd,
+};
 use topgun_core::{Filter, Query, Value};
 use topgun_protocol::{
     ClientMessage, QueryRecord, RecordValue, ServerMessage, WireFilter, WireLwwRecord, WireNodeId,
@@ -117,12 +119,13 @@ async fn a_subscription_receives_its_result_then_updates() {
 async fn a_refused_subscription_is_a_server_error() {
     let server = FakeServer::start(|mut conn| async move {
         conn.accept_auth("alice").await;
-        let ClientMessage::QuerySub { .. } = conn.recv().await else {
+        let ClientMessage::QuerySub { query_id, .. } = conn.recv().await else {
             panic!("expected QUERY_SUB")
         };
         conn.send(ServerMessage::Error {
             code: ErrorCode::Forbidden,
             message: "read denied on secrets".to_owned(),
+            context: Some(ErrorContext::Query { query_id }),
         })
         .await;
         conn.expect_close().await;
@@ -144,6 +147,7 @@ async fn a_refused_subscription_is_a_server_error() {
         events.recv().await.unwrap(),
         topgun_client::ClientEvent::ServerError {
             code: ErrorCode::Forbidden,
+            context: Some(ErrorContext::Query { .. }),
             ..
         }
     ));

@@ -1,7 +1,7 @@
 //! The Merkle sync exchange against a fake server that holds core maps and
 //! answers with topgun-core.
 
-use topgun_client::{Client, ClientError, ErrorCode, StaticToken};
+use topgun_client::{Client, ClientError, ErrorCode, ErrorContext, StaticToken};
 use topgun_core::merkle::{LeafDigest, diff_leaf};
 use topgun_core::{LwwMap, LwwRecord, NodeId, OrItem, OrMap, Timestamp, Value};
 use topgun_protocol::{
@@ -268,6 +268,10 @@ async fn a_refused_sync_is_a_server_error() {
         conn.send(ServerMessage::Error {
             code: ErrorCode::Forbidden,
             message: "read denied".to_owned(),
+            context: Some(ErrorContext::Sync {
+                map: "secret".to_owned(),
+                kind: WireMapKind::Lww,
+            }),
         })
         .await;
         conn.expect_close().await;
@@ -290,6 +294,62 @@ async fn a_refused_sync_is_a_server_error() {
     );
     // The map is free for another sync.
     assert_eq!(client.pending_requests(), 0);
+    client.close().await;
+    server.join().await;
+}
+
+#[tokio::test]
+async fn an_error_with_a_context_fails_exactly_the_request_it_names() {
+    // A subscription and a sync are pending; the server refuses the sync.
+    // Without a context the client would have to guess (and `Forbidden`
+    // used to go to the oldest pending request, the subscription); with
+    // one, the sync fails and the subscription completes.
+    let server = FakeServer::start(|mut conn| async move {
+        conn.accept_auth("alice").await;
+        let (mut query, mut sync) = (None, None);
+        while query.is_none() || sync.is_none() {
+            match conn.recv().await {
+                ClientMessage::QuerySub { query_id, .. } => query = Some(query_id),
+                ClientMessage::SyncInit { map, kind, .. } => sync = Some((map, kind)),
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+        let (map, kind) = sync.unwrap();
+        conn.send(ServerMessage::Error {
+            code: ErrorCode::Forbidden,
+            message: "read denied on secret".to_owned(),
+            context: Some(ErrorContext::Sync { map, kind }),
+        })
+        .await;
+        conn.send(ServerMessage::QueryResp {
+            query_id: query.unwrap(),
+            records: vec![],
+        })
+        .await;
+        conn.expect_close().await;
+    })
+    .await;
+    let client = Client::connect(server.config(), StaticToken::new("t"))
+        .await
+        .unwrap();
+    let mut local = LwwMap::new();
+    let query = topgun_core::Query::default();
+    let (sub, sync) = tokio::join!(
+        client.subscribe("todos", &query),
+        client.sync_lww("secret", &mut local)
+    );
+    assert!(sub.is_ok(), "{sub:?}");
+    assert!(
+        matches!(
+            sync,
+            Err(ClientError::Server {
+                code: ErrorCode::Forbidden,
+                ..
+            })
+        ),
+        "{sync:?}"
+    );
+    drop(sub);
     client.close().await;
     server.join().await;
 }

@@ -165,7 +165,7 @@ fn merkle_state_survives_the_wire() {
     let node = NodeId(7);
     for i in 0..50u64 {
         map.add(
-            &format!("k{i}"),
+            format!("k{i}"),
             OrItem {
                 value: Value::Int(i as i64),
                 tag: Timestamp::new(1000 + i, 0, node),

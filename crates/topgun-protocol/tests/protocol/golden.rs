@@ -199,6 +199,28 @@ fn bincode_layout_matches_the_docs() {
             .unwrap();
         assert_eq!(frame, [9, 1, b'm', 0, 0, 0, u8::from(last)]);
     }
+    // ERROR (12): code, message, then the context option: 0 for none, or 1
+    // and the context (Query = 0 with its id, Sync = 1 with map and kind).
+    let error = |context| {
+        bin.encode(&ServerMessage::Error {
+            code: ErrorCode::Forbidden,
+            message: "no".into(),
+            context,
+        })
+        .unwrap()
+    };
+    assert_eq!(error(None), [12, 3, 2, b'n', b'o', 0]);
+    assert_eq!(
+        error(Some(ErrorContext::Query { query_id: 7 })),
+        [12, 3, 2, b'n', b'o', 1, 0, 7]
+    );
+    assert_eq!(
+        error(Some(ErrorContext::Sync {
+            map: "m".into(),
+            kind: WireMapKind::Or
+        })),
+        [12, 3, 2, b'n', b'o', 1, 1, 1, b'm', 1]
+    );
 }
 
 /// The variant indices of the small enums, as tabled in docs/protocol.md

@@ -246,6 +246,15 @@ fn malformed_inputs_give_typed_errors() {
         ("leaf answer with last", JSON, Dir::Server, br#"{"SYNC_RESP_LEAF":{"map":"m","records":{"Lww":[]},"wanted_keys":[],"last":false}}"#.to_vec(), "Ok"),
         ("leaf answer, last byte 2", BIN, Dir::Server, vec![9, 1, b'm', 0, 0, 0, 2], "Malformed(InvalidBool)"),
         ("leaf answer cut before last", BIN, Dir::Server, vec![9, 1, b'm', 0, 0, 0], "Truncated"),
+        // ERROR's context: optional in JSON, always present in bincode.
+        ("error without context", JSON, Dir::Server, br#"{"ERROR":{"code":"Internal","message":""}}"#.to_vec(), "Ok"),
+        ("error with null context", JSON, Dir::Server, br#"{"ERROR":{"code":"Internal","message":"","context":null}}"#.to_vec(), "Ok"),
+        ("error with query context", JSON, Dir::Server, br#"{"ERROR":{"code":"UnknownQuery","message":"","context":{"Query":{"query_id":3}}}}"#.to_vec(), "Ok"),
+        ("error with unknown context", JSON, Dir::Server, br#"{"ERROR":{"code":"Internal","message":"","context":{"Op":{"op_id":3}}}}"#.to_vec(), "UnknownVariant"),
+        ("error context with extra field", JSON, Dir::Server, br#"{"ERROR":{"code":"Internal","message":"","context":{"Query":{"query_id":3,"map":"m"}}}}"#.to_vec(), "Malformed(UnknownField)"),
+        ("bincode error without context byte", BIN, Dir::Server, vec![12, 10, 0], "Truncated"),
+        ("bincode error, context tag 2", BIN, Dir::Server, vec![12, 10, 0, 2], "UnknownVariant"),
+        ("bincode error, unknown context", BIN, Dir::Server, vec![12, 10, 0, 1, 2, 0], "UnknownVariant"),
     ];
     let mut failures = Vec::new();
     for (name, codec, dir, frame, expected) in &cases {

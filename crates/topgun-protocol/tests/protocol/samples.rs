@@ -354,6 +354,26 @@ pub fn server_samples() -> Vec<(&'static str, ServerMessage)> {
             ServerMessage::Error {
                 code: ErrorCode::NotAuthenticated,
                 message: "send AUTH first".into(),
+                context: None,
+            },
+        ),
+        (
+            "error_query",
+            ServerMessage::Error {
+                code: ErrorCode::Forbidden,
+                message: "read denied on secrets".into(),
+                context: Some(ErrorContext::Query { query_id: 7 }),
+            },
+        ),
+        (
+            "error_sync",
+            ServerMessage::Error {
+                code: ErrorCode::InvalidSyncRequest,
+                message: "todos is an observed-remove map".into(),
+                context: Some(ErrorContext::Sync {
+                    map: "todos".into(),
+                    kind: WireMapKind::Lww,
+                }),
             },
         ),
     ]

@@ -44,6 +44,13 @@ pub fn hash() -> impl Strategy<Value = Hash64> {
     any::<u64>().prop_map(Hash64)
 }
 
+pub fn error_context() -> impl Strategy<Value = ErrorContext> {
+    prop_oneof![
+        any::<u64>().prop_map(|query_id| ErrorContext::Query { query_id }),
+        (text(), map_kind()).prop_map(|(map, kind)| ErrorContext::Sync { map, kind }),
+    ]
+}
+
 pub fn map_kind() -> impl Strategy<Value = WireMapKind> {
     prop_oneof![Just(WireMapKind::Lww), Just(WireMapKind::Or)]
 }
@@ -362,6 +369,12 @@ pub fn server_message() -> impl Strategy<Value = ServerMessage> {
             ),
         any::<u64>().prop_map(|nonce| ServerMessage::Ping { nonce }),
         any::<u64>().prop_map(|nonce| ServerMessage::Pong { nonce }),
-        (error_code(), text()).prop_map(|(code, message)| ServerMessage::Error { code, message }),
+        (error_code(), text(), option::of(error_context())).prop_map(|(code, message, context)| {
+            ServerMessage::Error {
+                code,
+                message,
+                context,
+            }
+        }),
     ]
 }

@@ -227,3 +227,72 @@ fn a_record_larger_than_any_message_is_left_out() {
     assert_eq!(answer.messages, 1);
     assert_eq!(answer.keys, ["small"]);
 }
+
+#[test]
+fn refusals_name_the_exchange_they_refuse() {
+    let maps = lww_server(["a".to_owned()], &Value::Null);
+    let (policy, principal) = (AllowAll, Principal::anonymous());
+    let codec = Codec::new(Encoding::Bincode);
+    let context = |map: &str, kind| {
+        Some(ErrorContext::Sync {
+            map: map.to_owned(),
+            kind,
+        })
+    };
+    let leaf = WireMerklePath { level: 3, index: 0 };
+    let cases: Vec<(Vec<ServerMessage>, ErrorCode, &str, WireMapKind)> = vec![
+        (
+            init(&maps, &policy, &principal, "m".into(), WireMapKind::Or),
+            ErrorCode::InvalidSyncRequest,
+            "m",
+            WireMapKind::Or,
+        ),
+        (
+            init(&maps, &policy, &principal, "$x".into(), WireMapKind::Lww),
+            ErrorCode::Forbidden,
+            "$x",
+            WireMapKind::Lww,
+        ),
+        (
+            buckets(
+                &maps,
+                &policy,
+                &principal,
+                "m".into(),
+                WireMapKind::Lww,
+                vec![leaf],
+            ),
+            ErrorCode::InvalidSyncRequest,
+            "m",
+            WireMapKind::Lww,
+        ),
+        (
+            leaves(
+                &maps,
+                &policy,
+                &principal,
+                "m".into(),
+                WireMapKind::Lww,
+                vec![WireLeafDigest::default()],
+                &codec,
+            ),
+            ErrorCode::InvalidSyncRequest,
+            "m",
+            WireMapKind::Lww,
+        ),
+    ];
+    for (answer, code, map, kind) in cases {
+        assert_eq!(answer.len(), 1, "{answer:?}");
+        match &answer[0] {
+            ServerMessage::Error {
+                code: c,
+                context: ctx,
+                ..
+            } => {
+                assert_eq!(*c, code, "{map}");
+                assert_eq!(*ctx, context(map, kind), "{map}");
+            }
+            other => panic!("expected ERROR, got {other:?}"),
+        }
+    }
+}
