@@ -114,6 +114,7 @@ mod condition;
 mod def;
 mod error;
 mod fields;
+mod managed;
 mod pattern;
 mod set;
 
@@ -129,6 +130,7 @@ pub use error::{
     PolicyError, PolicyLoadError,
 };
 pub use fields::FieldRules;
+pub use managed::{ManageError, ManagedPolicies, POLICIES_META_KEY};
 pub use set::PolicySet;
 
 use crate::authz::{Action, Decision, Policy, Principal, RESERVED_MAP_PREFIX};
