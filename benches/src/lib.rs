@@ -6,6 +6,12 @@
 //! another run means little) and prints both with their ratio. Criterion
 //! does the sampling; [`Tally`] records what each routine took so the
 //! comparison can be printed when criterion is done.
+//!
+//! The `loadgen` binary drives a running server over real WebSocket
+//! connections; [`load`] holds the report it prints and the latency
+//! summaries it and the B3-B5 harnesses share.
+
+pub mod load;
 
 use std::cell::Cell;
 use std::time::{Duration, Instant};
@@ -119,8 +125,14 @@ pub fn human_rate(rate: f64, unit: &str) -> String {
 /// Prints the header that introduces a benchmark's comparison table.
 pub fn print_header(id: &str, what: &str) {
     println!("\n=== {id}: {what}");
+    // The machines are shared: the load average says how much of them
+    // this run had.
+    let load = std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|| "-".to_owned());
     println!(
-        "machine: {} cores; mode: {}",
+        "machine: {} cores, load average {load}; mode: {}",
         std::thread::available_parallelism().map_or(0, |n| n.get()),
         if quick() { "quick" } else { "full" }
     );
