@@ -135,6 +135,7 @@ fn auth_fail_reason(e: &AuthError) -> AuthFailReason {
         AuthError::UnknownKeyId | AuthError::AmbiguousKey => AuthFailReason::UnknownKeyId,
         AuthError::AlgorithmNotAllowed => AuthFailReason::AlgorithmNotAllowed,
         AuthError::RateLimited => AuthFailReason::RateLimited,
+        AuthError::KeyRetired | AuthError::KeyDeactivated => AuthFailReason::UnknownKeyId,
         _ => AuthFailReason::InvalidClaim,
     }
 }

@@ -61,6 +61,13 @@ pub enum AuthError {
     /// Too many failed attempts from this peer address; try again later.
     #[error("too many failed authentication attempts")]
     RateLimited,
+    /// The token's key was retired (rotated out) and the token was issued at
+    /// or after the retirement, or says nothing of when it was issued.
+    #[error("the token's key is retired and the token was not issued before the retirement")]
+    KeyRetired,
+    /// The token's key is deactivated: none of its tokens is accepted.
+    #[error("the token's key is deactivated")]
+    KeyDeactivated,
 }
 
 impl AuthError {
@@ -80,6 +87,8 @@ impl AuthError {
             Self::InvalidIssuer => "invalid_issuer",
             Self::InvalidAudience => "invalid_audience",
             Self::RateLimited => "rate_limited",
+            Self::KeyRetired => "key_retired",
+            Self::KeyDeactivated => "key_deactivated",
         }
     }
 }

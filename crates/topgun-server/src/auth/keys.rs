@@ -28,13 +28,65 @@ const B64URL_LENIENT: GeneralPurpose = GeneralPurpose::new(
 /// JWK members that only a private key has.
 const PRIVATE_JWK_MEMBERS: &[&str] = &["d", "p", "q", "dp", "dq", "qi", "oth"];
 
+/// Whether a key still verifies tokens (key rotation).
+///
+/// Times are seconds since the Unix epoch. The state is checked by
+/// [`super::Verifier::verify`] after the signature has verified, so a token
+/// refused for its key's state is still known to be genuine.
+#[non_exhaustive]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum KeyState {
+    /// Verifies every token it signed.
+    #[default]
+    Active,
+    /// Retired at `at` (rotated out): a token it signed is accepted only if
+    /// its `iat` is strictly before `at`, so tokens already in circulation
+    /// live out their `exp`; a token issued at or after `at`, or without
+    /// `iat`, is refused with [`AuthError::KeyRetired`].
+    Retired {
+        /// When the key was retired.
+        at: u64,
+    },
+    /// Deactivated at `at` (compromised or withdrawn): every token it signed
+    /// is refused with [`AuthError::KeyDeactivated`].
+    Deactivated {
+        /// When the key was deactivated.
+        at: u64,
+    },
+}
+
+impl KeyState {
+    /// `"active"`, `"retired"` or `"deactivated"`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Active => "active",
+            Self::Retired { .. } => "retired",
+            Self::Deactivated { .. } => "deactivated",
+        }
+    }
+
+    /// Whether a token issued at `iat` (if it says) may be verified by a key
+    /// in this state.
+    pub fn admits(&self, iat: Option<u64>) -> Result<(), AuthError> {
+        match *self {
+            Self::Active => Ok(()),
+            Self::Retired { at } => match iat {
+                Some(iat) if iat < at => Ok(()),
+                _ => Err(AuthError::KeyRetired),
+            },
+            Self::Deactivated { .. } => Err(AuthError::KeyDeactivated),
+        }
+    }
+}
+
 /// A public key (or HMAC secret) with an optional key id, pinned to exactly
-/// one signature algorithm.
-#[derive(Debug)]
+/// one signature algorithm, and its [`KeyState`].
+#[derive(Debug, Clone)]
 pub struct VerificationKey {
     kid: Option<String>,
     alg: JwsAlgorithm,
     key: DecodingKey,
+    state: KeyState,
 }
 
 impl VerificationKey {
@@ -245,7 +297,59 @@ impl VerificationKey {
                 what: "the crypto backend cannot use this key",
             });
         }
-        Ok(VerificationKey { kid, alg, key })
+        Ok(VerificationKey {
+            kid,
+            alg,
+            key,
+            state: KeyState::Active,
+        })
+    }
+
+    /// One entry of a TopGun key file (see [`KeySet::from_key_file_json`]):
+    /// `{"kid", "secret" | "pem", "alg"?}`, unknown fields refused.
+    pub fn from_key_file_entry(entry: &Value) -> Result<Self, KeyLoadError> {
+        key_file_entry(entry)
+    }
+
+    /// The same key under another key id.
+    #[must_use]
+    pub fn with_kid(mut self, kid: impl Into<String>) -> Self {
+        self.kid = Some(kid.into());
+        self
+    }
+
+    /// The same key in another state.
+    #[must_use]
+    pub fn with_state(mut self, state: KeyState) -> Self {
+        self.state = state;
+        self
+    }
+
+    /// Whether the key still verifies tokens.
+    pub fn state(&self) -> KeyState {
+        self.state
+    }
+
+    /// A SHA-256 digest of the algorithm and the key material, to recognise
+    /// the same key across restarts without storing it. Not a standard JWK
+    /// thumbprint, and never shown to anyone.
+    pub fn fingerprint(&self) -> [u8; 32] {
+        use sha2::Digest as _;
+        let mut hash = sha2::Sha256::new();
+        hash.update(self.alg.as_str().as_bytes());
+        match self.key.kind() {
+            DecodingKeyKind::SecretOrDer(bytes) => {
+                hash.update([0u8]);
+                hash.update(bytes);
+            }
+            DecodingKeyKind::RsaModulusExponent { n, e } => {
+                hash.update([1u8]);
+                hash.update((n.len() as u64).to_be_bytes());
+                hash.update(n);
+                hash.update(e);
+            }
+        }
+        hash.finalize().into()
     }
 }
 
@@ -343,11 +447,19 @@ fn check_not_public_key(secret: &[u8]) -> Result<(), KeyLoadError> {
 /// operator pasted just the PEM. When several keys are configured, every key
 /// has a distinct kid.
 ///
+/// A set may name a *default* key ([`KeySet::with_default_kid`]): the key a
+/// kid-less start-up key (`JWT_SECRET`) became once it was given a kid so
+/// that other keys could join it. The default key verifies tokens without a
+/// `kid` whatever the number of keys, and, while it is the only key, tokens
+/// with any `kid`, exactly like the kid-less key it replaces.
+///
 /// Rotation builds a new set ([`KeySet::with_key`], [`KeySet::without_kid`])
-/// and swaps it into the running [`super::Verifier`].
+/// and swaps it into the running [`super::Verifier`]; a key's
+/// [`KeyState`] is checked after its signature verified.
 #[derive(Debug, Clone)]
 pub struct KeySet {
     keys: Vec<Arc<VerificationKey>>,
+    default_kid: Option<String>,
 }
 
 impl KeySet {
@@ -373,7 +485,26 @@ impl KeySet {
                 }
             }
         }
-        Ok(KeySet { keys })
+        Ok(KeySet {
+            keys,
+            default_kid: None,
+        })
+    }
+
+    /// The same set with the key `kid` as its default key (see the type's
+    /// documentation). Fails if no key has this kid.
+    pub fn with_default_kid(mut self, kid: impl Into<String>) -> Result<Self, KeyLoadError> {
+        let kid = kid.into();
+        if self.get(&kid).is_none() {
+            return Err(KeyLoadError::NoSuchKid { kid });
+        }
+        self.default_kid = Some(kid);
+        Ok(self)
+    }
+
+    /// The kid of the default key, if the set has one.
+    pub fn default_kid(&self) -> Option<&str> {
+        self.default_kid.as_deref()
     }
 
     /// The key set for a `JWT_SECRET` value.
@@ -444,7 +575,10 @@ impl KeySet {
     pub fn with_key(&self, key: VerificationKey) -> Result<Self, KeyLoadError> {
         let mut keys = self.keys.clone();
         keys.push(Arc::new(key));
-        Self::from_arcs(keys)
+        Ok(KeySet {
+            default_kid: self.default_kid.clone(),
+            ..Self::from_arcs(keys)?
+        })
     }
 
     /// A new set without the key `kid`. Removing the last key is refused.
@@ -460,7 +594,10 @@ impl KeySet {
             .filter(|k| k.kid() != Some(kid))
             .cloned()
             .collect();
-        Self::from_arcs(keys)
+        Ok(KeySet {
+            default_kid: self.default_kid.clone().filter(|d| d != kid),
+            ..Self::from_arcs(keys)?
+        })
     }
 
     /// The key with this kid.
@@ -489,11 +626,19 @@ impl KeySet {
     /// The key for a token whose header names `kid` (or none).
     pub fn select(&self, kid: Option<&str>) -> Result<&VerificationKey, AuthError> {
         match (self.keys.as_slice(), kid) {
-            ([only], _) if only.kid().is_none() => Ok(only),
+            ([only], _) if only.kid().is_none() || self.is_default(only) => Ok(only),
             ([only], None) => Ok(only),
-            (_, None) => Err(AuthError::AmbiguousKey),
+            (_, None) => self
+                .default_kid
+                .as_deref()
+                .and_then(|d| self.get(d))
+                .ok_or(AuthError::AmbiguousKey),
             (_, Some(kid)) => self.get(kid).ok_or(AuthError::UnknownKeyId),
         }
+    }
+
+    fn is_default(&self, key: &VerificationKey) -> bool {
+        self.default_kid.is_some() && key.kid() == self.default_kid.as_deref()
     }
 }
 

@@ -9,6 +9,9 @@
 //!   run time for key rotation) and returns a [`Principal`] or an
 //!   [`AuthError`] with a stable reason.
 //! - [`AuthRateLimiter`] refuses peers that failed too often.
+//! - [`KeyState`]: a key is active, retired (its tokens issued before the
+//!   retirement stay valid until their `exp`) or deactivated (none of its
+//!   tokens is accepted). The admin API changes states at run time.
 //!
 //! **Invariant:** the algorithm used to verify a token comes from the
 //! selected key, never from the token header; `alg: none` cannot even be
@@ -33,7 +36,7 @@ mod verify;
 pub use algorithm::JwsAlgorithm;
 pub use config::{AuthConfig, AuthConfigBuilder, DEFAULT_LEEWAY, DEFAULT_MAX_TOKEN_BYTES};
 pub use error::{AuthError, KeyLoadError, PemProblem, RateLimited};
-pub use keys::{KeySet, VerificationKey};
+pub use keys::{KeySet, KeyState, VerificationKey};
 pub use rate_limit::{AuthRateLimiter, RateLimitConfig};
 pub use verify::{Principal, Verifier};
 

@@ -1699,3 +1699,192 @@ fn rate_limiter_address_buckets() {
     assert_eq!(zero.tracked(), 1);
     assert!(zero.check(ip("192.0.2.2"), t0).is_err());
 }
+
+// ---------------------------------------------------------------------------
+// Key states (retired, deactivated) and the default key.
+
+/// An HS256 token with `kid` (or none) signed with `secret`, issued at `iat`
+/// (or without `iat`).
+fn hs_kid(kid: Option<&str>, secret: &str, iat: Option<u64>) -> String {
+    let mut header = json!({"alg": "HS256"});
+    if let Some(kid) = kid {
+        header["kid"] = json!(kid);
+    }
+    let payload = claims_with("iat", iat.map_or(Value::Null, |i| json!(i)));
+    token(
+        header,
+        payload,
+        &EncodingKey::from_secret(secret.as_bytes()),
+        Algorithm::HS256,
+    )
+}
+
+fn hmac_key(kid: &str, secret: &str) -> VerificationKey {
+    VerificationKey::hmac(Some(kid.to_owned()), JwsAlgorithm::Hs256, secret.as_bytes()).unwrap()
+}
+
+#[test]
+fn key_states_decide_after_the_signature() {
+    let other = "fedcba9876543210fedcba9876543210";
+    let retired_at = NOW - 100;
+    let keys = KeySet::new([
+        hmac_key("active", SECRET),
+        hmac_key("retired", SECRET).with_state(KeyState::Retired { at: retired_at }),
+        hmac_key("off", SECRET).with_state(KeyState::Deactivated { at: NOW - 1000 }),
+    ])
+    .unwrap();
+    let v = verifier(keys);
+    check(
+        &v,
+        &[
+            (
+                "active",
+                hs_kid(Some("active"), SECRET, Some(NOW)),
+                Ok("alice"),
+            ),
+            (
+                "retired, issued before the retirement",
+                hs_kid(Some("retired"), SECRET, Some(retired_at - 1)),
+                Ok("alice"),
+            ),
+            (
+                "retired, issued at the retirement",
+                hs_kid(Some("retired"), SECRET, Some(retired_at)),
+                Err(AuthError::KeyRetired),
+            ),
+            (
+                "retired, issued after",
+                hs_kid(Some("retired"), SECRET, Some(NOW)),
+                Err(AuthError::KeyRetired),
+            ),
+            (
+                "retired, no iat",
+                hs_kid(Some("retired"), SECRET, None),
+                Err(AuthError::KeyRetired),
+            ),
+            (
+                "retired, iat as a string",
+                token(
+                    json!({"alg": "HS256", "kid": "retired"}),
+                    claims_with("iat", json!("1")),
+                    &hs_key(),
+                    Algorithm::HS256,
+                ),
+                Err(AuthError::InvalidClaim("iat")),
+            ),
+            (
+                "deactivated, issued long before",
+                hs_kid(Some("off"), SECRET, Some(NOW - 5000)),
+                Err(AuthError::KeyDeactivated),
+            ),
+            (
+                "deactivated key, forged signature: the signature fails first",
+                hs_kid(Some("off"), other, Some(NOW)),
+                Err(AuthError::InvalidSignature),
+            ),
+        ],
+    );
+    assert_eq!(AuthError::KeyRetired.reason(), "key_retired");
+    assert_eq!(AuthError::KeyDeactivated.reason(), "key_deactivated");
+}
+
+#[test]
+fn the_default_key_serves_tokens_without_kid() {
+    let other = "fedcba9876543210fedcba9876543210";
+    // Alone, the default key behaves like a kid-less key: any kid verifies.
+    let alone = KeySet::new([hmac_key("env", SECRET)])
+        .unwrap()
+        .with_default_kid("env")
+        .unwrap();
+    assert_eq!(alone.default_kid(), Some("env"));
+    let v = verifier(alone.clone());
+    check(
+        &v,
+        &[
+            ("no kid", hs_kid(None, SECRET, Some(NOW)), Ok("alice")),
+            (
+                "an IdP's kid",
+                hs_kid(Some("ins_123"), SECRET, Some(NOW)),
+                Ok("alice"),
+            ),
+        ],
+    );
+    // With another key: tokens without kid go to the default key, a named
+    // kid must exist.
+    let both = alone.with_key(hmac_key("k2", other)).unwrap();
+    assert_eq!(both.default_kid(), Some("env"));
+    v.replace_keys(both.clone());
+    check(
+        &v,
+        &[
+            (
+                "no kid: the default key",
+                hs_kid(None, SECRET, Some(NOW)),
+                Ok("alice"),
+            ),
+            (
+                "no kid, signed by k2",
+                hs_kid(None, other, Some(NOW)),
+                Err(AuthError::InvalidSignature),
+            ),
+            ("k2", hs_kid(Some("k2"), other, Some(NOW)), Ok("alice")),
+            (
+                "env by kid",
+                hs_kid(Some("env"), SECRET, Some(NOW)),
+                Ok("alice"),
+            ),
+            (
+                "unknown kid",
+                hs_kid(Some("ins_123"), SECRET, Some(NOW)),
+                Err(AuthError::UnknownKeyId),
+            ),
+        ],
+    );
+    // Without the default key, a kid-less token is ambiguous again.
+    let k2_only = both.without_kid("env").unwrap();
+    assert_eq!(k2_only.default_kid(), None);
+    assert!(matches!(
+        KeySet::new([hmac_key("a", SECRET)]).unwrap().with_default_kid("b"),
+        Err(KeyLoadError::NoSuchKid { kid }) if kid == "b"
+    ));
+    let two = KeySet::new([hmac_key("a", SECRET), hmac_key("b", other)]).unwrap();
+    v.replace_keys(two);
+    check(
+        &v,
+        &[(
+            "no kid, no default",
+            hs_kid(None, SECRET, Some(NOW)),
+            Err(AuthError::AmbiguousKey),
+        )],
+    );
+}
+
+#[test]
+fn fingerprints_tell_keys_apart_and_survive_renaming() {
+    let a = hmac_key("a", SECRET);
+    let renamed = a
+        .clone()
+        .with_kid("b")
+        .with_state(KeyState::Deactivated { at: 1 });
+    assert_eq!(a.fingerprint(), renamed.fingerprint());
+    assert_ne!(
+        a.fingerprint(),
+        hmac_key("a", "fedcba9876543210fedcba9876543210").fingerprint()
+    );
+    let hs384 = VerificationKey::hmac(None, JwsAlgorithm::Hs384, [7u8; 48].as_slice()).unwrap();
+    let hs512 = VerificationKey::hmac(None, JwsAlgorithm::Hs512, [7u8; 64].as_slice()).unwrap();
+    assert_ne!(hs384.fingerprint(), hs512.fingerprint());
+    let rsa_pem = VerificationKey::from_pem(None, RSA_PUBLIC_PEM, None).unwrap();
+    let rsa_jwk = VerificationKey::from_jwk(&rsa_jwk("r")).unwrap();
+    assert_ne!(rsa_pem.fingerprint(), a.fingerprint());
+    assert_eq!(
+        rsa_jwk.fingerprint(),
+        VerificationKey::from_jwk(&rsa_jwk_value())
+            .unwrap()
+            .fingerprint()
+    );
+}
+
+fn rsa_jwk_value() -> Value {
+    rsa_jwk("another-kid")
+}

@@ -92,7 +92,8 @@ impl Verifier {
     /// Verifies a compact JWS token at time `now` and returns its principal.
     ///
     /// Order: size and shape, header (`alg`, `crit`, `kid`), key selection,
-    /// algorithm pin, signature, then claims. Nothing in the payload is
+    /// algorithm pin, signature, the key's state (with `iat` for a retired
+    /// key), then claims. Nothing in the payload is
     /// looked at before the signature has verified.
     pub fn verify(&self, token: &str, now: SystemTime) -> Result<Principal, AuthError> {
         if token.len() > self.max_token_bytes {
@@ -129,6 +130,8 @@ impl Verifier {
         }
 
         let claims = decode_json_object(payload_b64)?;
+        // A genuine token whose key was rotated out or withdrawn.
+        key.state().admits(numeric_date(&claims, "iat")?)?;
         let key_id = key.kid().map(str::to_owned);
         self.check_claims(claims, now, key_id)
     }
