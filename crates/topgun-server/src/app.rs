@@ -1,5 +1,6 @@
 //! What every session shares: the engine, live queries, the authorization
-//! stack, the auth mode, limits, metrics and the shutdown signal.
+//! stack, the auth mode, limits, metrics and the shutdown signal (and the
+//! admin API, which the HTTP routes serve).
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -9,6 +10,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tower::util::BoxCloneSyncService;
 
+use crate::admin::AdminApi;
 use crate::auth::{AuthRateLimiter, Verifier};
 use crate::authz::Policy;
 use crate::config::Limits;
@@ -36,6 +38,8 @@ pub(crate) type WriteStack = BoxCloneSyncService<WriteRequest, WriteResponse, In
 /// Shared state of one server.
 #[derive(Debug)]
 pub(crate) struct App {
+    /// The admin API, when configured.
+    pub(crate) admin: Option<Arc<AdminApi>>,
     pub(crate) engine: Arc<Engine>,
     pub(crate) live: Arc<LiveQueries>,
     pub(crate) policy: Arc<dyn Policy>,

@@ -1,5 +1,5 @@
-//! HTTP routes: the WebSocket endpoint (`/` and `/ws`), `/health` and
-//! `/metrics`.
+//! HTTP routes: the WebSocket endpoint (`/` and `/ws`), `/health`,
+//! `/metrics`, and the admin API under `/api`.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -26,6 +26,7 @@ pub(crate) fn router(app: Arc<App>) -> Router {
         .route("/ws", get(ws_handler))
         .route("/health", get(health))
         .route("/metrics", get(metrics))
+        .merge(crate::admin::router(app.admin.clone()))
         .with_state(app)
 }
 

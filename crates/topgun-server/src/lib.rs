@@ -6,11 +6,13 @@
 //! Main types: [`ServerBuilder`] (with [`NetworkConfig`], [`TlsConfig`],
 //! [`Limits`], [`StorageConfig`]) builds a [`Server`]; `start()` serves until
 //! its [`ShutdownHandle`] fires. [`auth`] verifies JWTs, [`authz`] holds the
-//! policy seam and the tower layer, [`store`] the storage seam.
+//! policy seam and the tower layer, [`store`] the storage seam, [`admin`]
+//! the admin HTTP API (login, capabilities, key rotation).
 //!
-//! Non-goals here: the RBAC policy engine and admin API, clustering, and the
-//! client replica are separate pieces of work.
+//! Non-goals here: clustering and the client replica are separate pieces of
+//! work.
 
+pub mod admin;
 mod app;
 pub mod auth;
 pub mod authz;

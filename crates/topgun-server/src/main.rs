@@ -8,6 +8,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result, bail};
 use clap::{Parser, ValueEnum};
+use topgun_server::admin::{AdminConfig, DEFAULT_ADMIN_USERNAME, DEFAULT_TOKEN_TTL};
 use topgun_server::auth::{AuthConfig, KeySet};
 use topgun_server::config::{Limits, NetworkConfig, TimestampPolicy, TlsConfig, TlsVersion};
 use topgun_server::{ServerBuilder, StorageConfig};
@@ -42,7 +43,8 @@ enum Timestamps {
 #[command(name = "topgun-server", version, about, long_about = None)]
 struct Args {
     /// Development mode: a random JWT secret is generated and a ready token
-    /// for the user `dev` is printed; listens on 127.0.0.1 unless --host is
+    /// for the user `dev` is printed (and, unless TOPGUN_ADMIN_PASSWORD is
+    /// set, a random admin password); listens on 127.0.0.1 unless --host is
     /// given. Auth stays on.
     #[arg(long)]
     dev: bool,
@@ -173,6 +175,20 @@ struct Args {
     /// period without an answer closes the connection).
     #[arg(long, env = "TOPGUN_IDLE_TIMEOUT_SECS", default_value_t = 60)]
     idle_timeout_secs: u64,
+
+    /// Admin API user name (POST /api/auth/login).
+    #[arg(long, env = "TOPGUN_ADMIN_USERNAME", default_value = DEFAULT_ADMIN_USERNAME)]
+    admin_username: String,
+
+    /// Admin API password: unset disables the admin API (/api answers 404);
+    /// a well-known default or fewer than 12 characters refuses to start
+    /// (unless TOPGUN_NO_AUTH=1). Prefer the environment variable.
+    #[arg(long, env = "TOPGUN_ADMIN_PASSWORD", hide_env_values = true)]
+    admin_password: Option<String>,
+
+    /// Lifetime of admin tokens, in seconds (at most 24 h).
+    #[arg(long, env = "TOPGUN_ADMIN_TOKEN_TTL_SECS", default_value_t = DEFAULT_TOKEN_TTL.as_secs())]
+    admin_token_ttl_secs: u64,
 }
 
 fn parse_flag(s: &str) -> Result<bool, String> {
@@ -312,6 +328,19 @@ async fn run(args: Args) -> Result<()> {
         ..Limits::default()
     };
     builder = builder.limits(limits);
+    let mut dev_admin_password = None;
+    if args.dev && args.admin_password.is_none() {
+        use base64::Engine as _;
+        let bytes: [u8; 18] = rand::random();
+        dev_admin_password = Some(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes));
+    }
+    if let Some(password) = dev_admin_password.as_ref().or(args.admin_password.as_ref()) {
+        builder = builder.admin(
+            AdminConfig::new(password.clone())
+                .username(args.admin_username.clone())
+                .token_ttl(Duration::from_secs(args.admin_token_ttl_secs)),
+        );
+    }
 
     let server = builder.build().await?;
     let addr = server.local_addr();
@@ -324,6 +353,13 @@ async fn run(args: Args) -> Result<()> {
         println!(
             "connect with the TopGun client using this token, or send {{\"AUTH\":{{\"token\":\"<token>\",\"protocol_version\":1}}}} as the first JSON frame"
         );
+        if let Some(password) = &dev_admin_password {
+            println!(
+                "admin API: POST {}://{addr}/api/auth/login with {{\"username\":\"{}\",\"password\":\"{password}\"}}",
+                if args.tls { "https" } else { "http" },
+                args.admin_username
+            );
+        }
     } else {
         println!("topgun-server listening on {scheme}://{addr}/ws");
     }

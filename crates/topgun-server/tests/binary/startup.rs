@@ -72,6 +72,10 @@ fn help_documents_every_option_and_its_env_var() {
         "TOPGUN_MAX_MESSAGE_BYTES",
         "TOPGUN_OPS_PER_SECOND",
         "TOPGUN_AUTH_TIMEOUT_SECS",
+        "TOPGUN_ADMIN_USERNAME",
+        "TOPGUN_ADMIN_PASSWORD",
+        "TOPGUN_ADMIN_TOKEN_TTL_SECS",
+        "--admin-token-ttl-secs",
         "--dev",
     ] {
         assert!(help.contains(var), "--help does not mention {var}");
@@ -173,4 +177,57 @@ fn tls_from_the_environment_and_a_clear_error_for_a_missing_file() {
     let mut half = secured(dir.path());
     half.env("TOPGUN_TLS_ENABLED", "true");
     fails_with(half, &["TOPGUN_TLS_CERT_PATH"]);
+}
+
+#[test]
+fn refuses_a_default_or_short_admin_password() {
+    let dir = tempfile::tempdir().unwrap();
+    for (password, needle) in [
+        ("changeme", "well-known default"),
+        ("admin", "well-known default"),
+        ("short-pw", "fewer than 12"),
+        ("", "empty"),
+    ] {
+        let mut cmd = server_cmd();
+        cmd.env("JWT_SECRET", topgun_tests::SECRET)
+            .env("TOPGUN_ADMIN_PASSWORD", password)
+            .env("TOPGUN_DATA_DIR", dir.path())
+            .env("PORT", "0");
+        fails_with(cmd, &["TOPGUN_ADMIN_PASSWORD", needle]);
+    }
+}
+
+/// `--dev` prints a random admin password after the token; it logs in.
+#[tokio::test]
+async fn dev_mode_prints_an_admin_password_that_logs_in() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = server_cmd();
+    cmd.arg("--dev")
+        .env("TOPGUN_DATA_DIR", dir.path())
+        .env("PORT", "0");
+    let proc = spawn(cmd);
+    let line = std::iter::from_fn(|| proc.next_line())
+        .take(6)
+        .find(|l| l.contains("/api/auth/login"))
+        .expect("an admin login line on stdout");
+    let body = &line[line.find('{').unwrap()..];
+    let creds: serde_json::Value = serde_json::from_str(body).unwrap();
+    assert_eq!(creds["username"], "admin");
+    assert!(creds["password"].as_str().unwrap().len() >= 12);
+    let mut tcp = tokio::net::TcpStream::connect(proc.addr).await.unwrap();
+    tcp.write_all(
+        format!(
+            "POST /api/auth/login HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        )
+        .as_bytes(),
+    )
+    .await
+    .unwrap();
+    let mut response = String::new();
+    tcp.read_to_string(&mut response).await.unwrap();
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    assert!(response.contains("\"token\""), "{response}");
 }
