@@ -6,17 +6,61 @@
 //! - `certs [--out DIR] [--nodes N] [--days D] [--san NAME].. [--force]`:
 //!   a development PKI (see `xtask::certs`).
 //! - `bench [NAME] [--quick]`: the benchmarks of the performance guide, each
-//!   printing the limit it is measured against beside its figure.
+//!   printing the limit it is measured against beside its figure. B1 and B2
+//!   are criterion benches; B3-B5 are harnesses (bench targets without
+//!   criterion) that start the release `topgun-server` binary, which this
+//!   command builds first, and drive it with the `loadgen` binary.
 
+use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 
 use anyhow::{Context, Result, bail};
 
-/// The benchmarks `cargo xtask bench` knows, by id, with their cargo bench
-/// target in the `topgun-benches` package.
-const BENCHES: &[(&str, &str, &str)] = &[
-    ("b1", "b1_core_merge", "core merge vs HashMap insert"),
-    ("b2", "b2_codec", "codec encode+decode vs memcpy"),
+/// A benchmark `cargo xtask bench` knows: a cargo bench target in the
+/// `topgun-benches` package.
+struct Bench {
+    /// The id of the performance guide, e.g. `b3`.
+    id: &'static str,
+    /// The bench target.
+    target: &'static str,
+    /// What it measures, against what.
+    what: &'static str,
+    /// Whether it drives the `topgun-server` binary, which must be built
+    /// (release) before it runs.
+    needs_server: bool,
+}
+
+const BENCHES: &[Bench] = &[
+    Bench {
+        id: "b1",
+        target: "b1_core_merge",
+        what: "core merge vs HashMap insert",
+        needs_server: false,
+    },
+    Bench {
+        id: "b2",
+        target: "b2_codec",
+        what: "codec encode+decode vs memcpy",
+        needs_server: false,
+    },
+    Bench {
+        id: "b3",
+        target: "b3_pipeline",
+        what: "pipeline, 200 connections vs store insert and WebSocket echo",
+        needs_server: true,
+    },
+    Bench {
+        id: "b4",
+        target: "b4_fanout",
+        what: "fan-out to 1,000 subscribers vs one subscriber",
+        needs_server: true,
+    },
+    Bench {
+        id: "b5",
+        target: "b5_connections",
+        what: "10,000 idle connections vs empty server RSS",
+        needs_server: true,
+    },
 ];
 
 fn main() -> ExitCode {
@@ -62,8 +106,8 @@ fn usage() -> String {
          bench [NAME] [--quick] run the benchmarks (all, or one by id)\n  \
          certs [OPTIONS]        write a development PKI (cargo xtask certs --help)\n\nbenchmarks:\n",
     );
-    for (id, _, what) in BENCHES {
-        s.push_str(&format!("  {id:<4} {what}\n"));
+    for b in BENCHES {
+        s.push_str(&format!("  {:<4} {}\n", b.id, b.what));
     }
     s
 }
@@ -112,23 +156,56 @@ fn ci() -> Result<()> {
 fn bench(args: &[String]) -> Result<()> {
     let quick = args.iter().any(|a| a == "--quick");
     let names: Vec<&String> = args.iter().filter(|a| !a.starts_with("--")).collect();
-    let selected: Vec<_> = match names.as_slice() {
+    let selected: Vec<&Bench> = match names.as_slice() {
         [] => BENCHES.iter().collect(),
         [name] => {
             let found = BENCHES
                 .iter()
-                .find(|(id, target, _)| id.eq_ignore_ascii_case(name) || *target == name.as_str());
+                .find(|b| b.id.eq_ignore_ascii_case(name) || b.target == name.as_str());
             vec![found.with_context(|| format!("no benchmark named `{name}`\n\n{}", usage()))?]
         }
         _ => bail!("give at most one benchmark name\n\n{}", usage()),
     };
-    for (id, target, what) in selected {
+    let server_bin = if selected.iter().any(|b| b.needs_server) {
+        step(
+            "cargo build --release -p topgun-server",
+            cargo().args(["build", "--release", "--package", "topgun-server"]),
+        )?;
+        Some(target_dir().join("release").join("topgun-server"))
+    } else {
+        None
+    };
+    // A failed benchmark does not stop the others; the command fails at
+    // the end, naming every one that failed.
+    let mut failed = Vec::new();
+    for b in selected {
         let mut cmd = cargo();
-        cmd.args(["bench", "--package", "topgun-benches", "--bench", target]);
+        cmd.args(["bench", "--package", "topgun-benches", "--bench", b.target]);
         if quick {
             cmd.env("TOPGUN_BENCH_QUICK", "1");
         }
-        step(&format!("{id}: {what}"), &mut cmd)?;
+        if let (true, Some(bin)) = (b.needs_server, &server_bin) {
+            cmd.env("TOPGUN_SERVER_BIN", bin);
+        }
+        if let Err(e) = step(&format!("{}: {}", b.id, b.what), &mut cmd) {
+            eprintln!("xtask: {e:#}");
+            failed.push(b.id);
+        }
+    }
+    if !failed.is_empty() {
+        bail!("benchmarks failed: {}", failed.join(", "));
     }
     Ok(())
+}
+
+/// Cargo's target directory: `CARGO_TARGET_DIR`, or `target/` at the
+/// workspace root.
+fn target_dir() -> PathBuf {
+    match std::env::var_os("CARGO_TARGET_DIR") {
+        Some(dir) => PathBuf::from(dir),
+        None => Path::new(env!("CARGO_MANIFEST_DIR"))
+            .parent()
+            .unwrap_or_else(|| Path::new("."))
+            .join("target"),
+    }
 }
