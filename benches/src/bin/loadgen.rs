@@ -103,7 +103,7 @@ struct Args {
     #[arg(long = "role")]
     roles: Vec<String>,
 
-    /// Token lifetime in seconds [default: the run's duration plus an hour].
+    /// Token lifetime in seconds (default: the run's duration plus an hour).
     #[arg(long)]
     token_ttl_secs: Option<u64>,
 
@@ -129,8 +129,8 @@ struct Args {
     #[arg(long, default_value_t = 1)]
     maps: usize,
 
-    /// Map name prefix; maps are `<prefix>-<m>` [default: `loadgen-<random>`,
-    /// so runs against one server do not share data].
+    /// Map name prefix; maps are `<prefix>-<m>` (default: `loadgen-<random>`,
+    /// so runs against one server do not share data).
     #[arg(long)]
     map_prefix: Option<String>,
 
@@ -197,7 +197,7 @@ struct Args {
     #[arg(long, value_delimiter = ',')]
     allow_reject: Vec<String>,
 
-    /// Runtime worker threads [default: one per core].
+    /// Runtime worker threads (default: one per core).
     #[arg(long)]
     threads: Option<usize>,
 
