@@ -87,6 +87,11 @@ struct Args {
     #[arg(long, env = "TOPGUN_JWT_AUDIENCE", value_delimiter = ',')]
     jwt_audience: Vec<String>,
 
+    /// RBAC policy file (JSON or TOML), applied on top of the persisted
+    /// policies at start.
+    #[arg(long, env = "TOPGUN_POLICY_FILE")]
+    policy_file: Option<PathBuf>,
+
     /// Clock leeway for `exp` and `nbf`, in seconds.
     #[arg(long, env = "TOPGUN_JWT_LEEWAY_SECS", default_value_t = 30)]
     jwt_leeway_secs: u64,
@@ -300,6 +305,9 @@ async fn run(args: Args) -> Result<()> {
         tracing::warn!(
             "TLS certificate paths are set but TLS is off (set TOPGUN_TLS_ENABLED=true)"
         );
+    }
+    if let Some(file) = &args.policy_file {
+        builder = builder.policy_file(file);
     }
     builder = builder.storage(match args.storage {
         Storage::Sled => StorageConfig::sled(&args.data_dir),

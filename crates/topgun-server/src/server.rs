@@ -42,6 +42,7 @@ use crate::listener::Acceptor;
 use crate::live::LiveQueries;
 use crate::metrics::Metrics;
 use crate::pipeline::{CommitListener, Engine, EngineParts, WriteService};
+use crate::rbac::ManagedPolicies;
 use crate::state::{Clock, LoadError, Maps, SystemClock};
 use crate::store::{MemoryStore, SledConfig, SledStore, Store, StoreError, StoreOp};
 use crate::tls::TlsError;
@@ -88,6 +89,15 @@ pub enum ServerError {
     /// The stored state could not be loaded.
     #[error(transparent)]
     Load(#[from] LoadError),
+    /// The RBAC policies could not be loaded.
+    #[error("RBAC policies: {0}")]
+    Policies(#[from] crate::rbac::ManageError),
+    /// A policy file was given but no RBAC runs: auth is disabled, or the
+    /// embedding application supplied its own policy.
+    #[error(
+        "a policy file needs JWT authentication and the built-in RBAC policy (it cannot apply with TOPGUN_NO_AUTH=1 or a custom policy)"
+    )]
+    PolicyFileUnused,
     /// The server task panicked or was cancelled.
     #[error("server task failed: {0}")]
     Task(String),
@@ -127,6 +137,7 @@ pub struct ServerBuilder {
     limits: Limits,
     timestamps: TimestampPolicy,
     policy: Option<Arc<dyn Policy>>,
+    policy_file: Option<PathBuf>,
     clock: Arc<dyn Clock>,
     drain_timeout: Duration,
     admin: Option<AdminConfig>,
@@ -161,6 +172,7 @@ impl ServerBuilder {
             limits: Limits::default(),
             timestamps: TimestampPolicy::default(),
             policy: None,
+            policy_file: None,
             clock: Arc::new(SystemClock),
             drain_timeout: Duration::from_secs(10),
             admin: None,
@@ -220,6 +232,13 @@ impl ServerBuilder {
     /// read and write every non-reserved map).
     pub fn policy(mut self, policy: Arc<dyn Policy>) -> Self {
         self.policy = Some(policy);
+        self
+    }
+
+    /// A policy file (JSON or TOML) applied on top of the persisted RBAC
+    /// policies at start (config as code; see `rbac::ManagedPolicies`).
+    pub fn policy_file(mut self, path: impl Into<PathBuf>) -> Self {
+        self.policy_file = Some(path.into());
         self
     }
 
@@ -294,7 +313,20 @@ impl ServerBuilder {
                 )
             }
         };
-        let policy = self.policy.unwrap_or(default_policy);
+        // RBAC: the durable policy set (with the policy file applied), unless
+        // the embedding application supplied its own policy.
+        let managed = match (&self.policy, matches!(auth, AuthMode::Jwt { .. })) {
+            (None, true) => Some(Arc::new(
+                ManagedPolicies::load(Arc::clone(&store), self.policy_file.as_deref()).await?,
+            )),
+            _ if self.policy_file.is_some() => return Err(ServerError::PolicyFileUnused),
+            _ => None,
+        };
+        let policy: Arc<dyn Policy> = match (self.policy, &managed) {
+            (Some(p), _) => p,
+            (None, Some(m)) => Arc::clone(m) as Arc<dyn Policy>,
+            (None, None) => default_policy,
+        };
         let maps = Maps::load(store.as_ref()).await?;
         let addr = self.network.socket_addr();
         let listener = TcpListener::bind(addr)
@@ -347,6 +379,7 @@ impl ServerBuilder {
                         node,
                         engine: Arc::clone(&engine),
                         metrics: Arc::clone(&metrics),
+                        policies: managed.clone(),
                     },
                 )
                 .await?,

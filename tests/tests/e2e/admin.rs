@@ -25,13 +25,13 @@ const ALL_CAPS: [&str; 5] = [
     "data.read",
 ];
 
-fn admin_builder() -> ServerBuilder {
+pub(super) fn admin_builder() -> ServerBuilder {
     test_builder(Limits::default()).admin(AdminConfig::new(PASSWORD))
 }
 
 /// One HTTP/1.1 request; returns the status and the body as JSON (`Null`
 /// when empty).
-async fn call(
+pub(super) async fn call(
     addr: SocketAddr,
     method: &str,
     path: &str,
@@ -90,7 +90,7 @@ async fn call_raw(
 }
 
 /// Logs in (with a subset of capabilities, or all) and returns the token.
-async fn login(addr: SocketAddr, caps: Option<&[&str]>) -> String {
+pub(super) async fn login(addr: SocketAddr, caps: Option<&[&str]>) -> String {
     let mut body = json!({"username": "admin", "password": PASSWORD});
     if let Some(caps) = caps {
         body["capabilities"] = json!(caps);

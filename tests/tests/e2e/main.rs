@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a panic in a test is a failed test
 
 mod admin;
+mod admin_policies;
 mod bad_input;
 mod client;
 mod handshake;

@@ -42,9 +42,12 @@ async fn rbac_server() -> topgun_server::RunningServer {
 
 async fn connect(addr: std::net::SocketAddr, sub: &str, roles: &[&str]) -> Client {
     let token = hs256(&serde_json::json!({"sub": sub, "roles": roles, "exp": now_secs() + 600}));
-    Client::connect(ClientConfig::new(&format!("ws://{addr}/ws")).unwrap(), StaticToken::new(token))
-        .await
-        .unwrap()
+    Client::connect(
+        ClientConfig::new(&format!("ws://{addr}/ws")).unwrap(),
+        StaticToken::new(token),
+    )
+    .await
+    .unwrap()
 }
 
 fn code(o: &OpOutcome) -> Option<RejectCode> {
@@ -72,11 +75,20 @@ async fn a_denied_write_in_a_batch_is_rejected_while_the_rest_lands() {
         .unwrap();
     assert_eq!(
         outcomes.iter().map(code).collect::<Vec<_>>(),
-        [None, Some(RejectCode::Forbidden), Some(RejectCode::Forbidden), None]
+        [
+            None,
+            Some(RejectCode::Forbidden),
+            Some(RejectCode::Forbidden),
+            None
+        ]
     );
     // Bob cannot read Alice's notes, and the rejected write never landed.
     let bob = connect(server.addr, "bob", &[]).await;
-    assert!(bob.subscribe("notes:alice", &Query::default()).await.is_err());
+    assert!(
+        bob.subscribe("notes:alice", &Query::default())
+            .await
+            .is_err()
+    );
     let mine = bob.subscribe("notes:bob", &Query::default()).await.unwrap();
     assert!(mine.initial().is_empty());
     server.stop().await.unwrap();
@@ -90,20 +102,43 @@ async fn conditions_see_the_stored_and_the_proposed_value_and_deletes_are_remove
     let editor = connect(server.addr, "erin", &["editor"]).await;
 
     // New entries must be owned by the writer.
-    assert_eq!(code(&alice.send_op(alice.put("board", "a", entry("alice", "hi", false))).await.unwrap()), None);
     assert_eq!(
-        code(&alice.send_op(alice.put("board", "forged", entry("bob", "x", false))).await.unwrap()),
+        code(
+            &alice
+                .send_op(alice.put("board", "a", entry("alice", "hi", false)))
+                .await
+                .unwrap()
+        ),
+        None
+    );
+    assert_eq!(
+        code(
+            &alice
+                .send_op(alice.put("board", "forged", entry("bob", "x", false)))
+                .await
+                .unwrap()
+        ),
         Some(RejectCode::Forbidden)
     );
     // Bob may not overwrite Alice's entry (old.owner), even claiming it.
     assert_eq!(
-        code(&bob.send_op(bob.put("board", "a", entry("bob", "mine now", false))).await.unwrap()),
+        code(
+            &bob.send_op(bob.put("board", "a", entry("bob", "mine now", false)))
+                .await
+                .unwrap()
+        ),
         Some(RejectCode::Forbidden)
     );
     // Deleting is `remove`: the owner's write rule does not cover it...
-    assert_eq!(code(&alice.send_op(alice.remove("board", "a")).await.unwrap()), Some(RejectCode::Forbidden));
+    assert_eq!(
+        code(&alice.send_op(alice.remove("board", "a")).await.unwrap()),
+        Some(RejectCode::Forbidden)
+    );
     // ...an editor's remove rule does.
-    assert_eq!(code(&editor.send_op(editor.remove("board", "a")).await.unwrap()), None);
+    assert_eq!(
+        code(&editor.send_op(editor.remove("board", "a")).await.unwrap()),
+        None
+    );
     server.stop().await.unwrap();
 }
 
@@ -112,8 +147,14 @@ async fn live_queries_and_sync_never_deliver_a_denied_record_or_field() {
     let server = rbac_server().await;
     let alice = connect(server.addr, "alice", &[]).await;
     let bob = connect(server.addr, "bob", &[]).await;
-    for (key, value) in [("pub", entry("alice", "public", false)), ("priv", entry("alice", "private", true))] {
-        assert_eq!(code(&alice.send_op(alice.put("board", key, value)).await.unwrap()), None);
+    for (key, value) in [
+        ("pub", entry("alice", "public", false)),
+        ("priv", entry("alice", "private", true)),
+    ] {
+        assert_eq!(
+            code(&alice.send_op(alice.put("board", key, value)).await.unwrap()),
+            None
+        );
     }
 
     let mut sub = bob.subscribe("board", &Query::default()).await.unwrap();
@@ -122,16 +163,32 @@ async fn live_queries_and_sync_never_deliver_a_denied_record_or_field() {
         .iter()
         .map(|(k, r)| (k.clone(), r.value.clone().unwrap()))
         .collect();
-    assert_eq!(initial.len(), 1, "the private entry is not delivered: {initial:?}");
+    assert_eq!(
+        initial.len(),
+        1,
+        "the private entry is not delivered: {initial:?}"
+    );
     assert_eq!(initial[0].0, "pub");
     assert_eq!(initial[0].1.field("secret"), None, "denied field stripped");
     assert_eq!(initial[0].1.field("text"), Some(&Value::from("public")));
 
     // Updates obey the same rules.
-    alice.send_op(alice.put("board", "priv2", entry("alice", "hidden", true))).await.unwrap();
-    alice.send_op(alice.put("board", "pub2", entry("alice", "visible", false))).await.unwrap();
-    let change = tokio::time::timeout(Duration::from_secs(5), sub.next()).await.unwrap().unwrap();
-    assert_eq!((change.key.as_str(), change.change), ("pub2", ChangeKind::Enter));
+    alice
+        .send_op(alice.put("board", "priv2", entry("alice", "hidden", true)))
+        .await
+        .unwrap();
+    alice
+        .send_op(alice.put("board", "pub2", entry("alice", "visible", false)))
+        .await
+        .unwrap();
+    let change = tokio::time::timeout(Duration::from_secs(5), sub.next())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (change.key.as_str(), change.change),
+        ("pub2", ChangeKind::Enter)
+    );
     assert_eq!(change.record.value.as_ref().unwrap().field("secret"), None);
 
     // Alice sees her private entries (the deny applies to others only).
@@ -147,6 +204,10 @@ async fn live_queries_and_sync_never_deliver_a_denied_record_or_field() {
         k
     };
     assert_eq!(keys, ["pub", "pub2"]);
-    assert!(replica.iter_live(0).all(|(_, v)| v.field("secret").is_none()));
+    assert!(
+        replica
+            .iter_live(0)
+            .all(|(_, v)| v.field("secret").is_none())
+    );
     server.stop().await.unwrap();
 }

@@ -68,6 +68,25 @@ pub(crate) enum ApiError {
     /// 409 `jwt_auth_disabled`: the server runs without auth, so it has no
     /// verification keys to manage.
     JwtAuthDisabled,
+    /// 409 `rbac_disabled`: the server does not run its built-in RBAC (no
+    /// auth, or an embedding application's own policy).
+    RbacDisabled,
+    /// 400 `invalid_policy`: the policy (or the set it would make) is
+    /// invalid; nothing changed.
+    InvalidPolicy {
+        /// Why, naming the policy and the position.
+        detail: String,
+    },
+    /// 409 `duplicate_policy`: a policy with this id exists.
+    DuplicatePolicy {
+        /// The id.
+        id: String,
+    },
+    /// 404 `unknown_policy`: no policy has this id.
+    UnknownPolicy {
+        /// The id.
+        id: String,
+    },
     /// 503 `storage_failed`: the change could not be made durable, so it was
     /// not applied.
     Storage,
@@ -94,6 +113,10 @@ impl ApiError {
             Self::UnknownKid { .. } => "unknown_kid",
             Self::KeyNotActive { .. } => "key_not_active",
             Self::JwtAuthDisabled => "jwt_auth_disabled",
+            Self::RbacDisabled => "rbac_disabled",
+            Self::InvalidPolicy { .. } => "invalid_policy",
+            Self::DuplicatePolicy { .. } => "duplicate_policy",
+            Self::UnknownPolicy { .. } => "unknown_policy",
             Self::Storage => "storage_failed",
             Self::Internal => "internal",
         }
@@ -101,18 +124,24 @@ impl ApiError {
 
     fn status(&self) -> StatusCode {
         match self {
-            Self::Disabled | Self::NotFound | Self::UnknownKid { .. } => StatusCode::NOT_FOUND,
+            Self::Disabled
+            | Self::NotFound
+            | Self::UnknownKid { .. }
+            | Self::UnknownPolicy { .. } => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::InvalidJson { .. }
             | Self::UnknownCapability { .. }
             | Self::InvalidKid
-            | Self::InvalidKey { .. } => StatusCode::BAD_REQUEST,
+            | Self::InvalidKey { .. }
+            | Self::InvalidPolicy { .. } => StatusCode::BAD_REQUEST,
             Self::InvalidCredentials | Self::Unauthenticated => StatusCode::UNAUTHORIZED,
             Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::MissingCapability(_) => StatusCode::FORBIDDEN,
-            Self::DuplicateKid { .. } | Self::KeyNotActive { .. } | Self::JwtAuthDisabled => {
-                StatusCode::CONFLICT
-            }
+            Self::DuplicateKid { .. }
+            | Self::KeyNotActive { .. }
+            | Self::JwtAuthDisabled
+            | Self::RbacDisabled
+            | Self::DuplicatePolicy { .. } => StatusCode::CONFLICT,
             Self::Storage => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -121,7 +150,9 @@ impl ApiError {
     fn body(&self) -> Value {
         let mut body = json!({ "error": self.code() });
         let extra = match self {
-            Self::InvalidJson { detail } | Self::InvalidKey { detail } => {
+            Self::InvalidJson { detail }
+            | Self::InvalidKey { detail }
+            | Self::InvalidPolicy { detail } => {
                 json!({ "detail": detail })
             }
             Self::RateLimited { retry_after_secs } => {
@@ -130,6 +161,7 @@ impl ApiError {
             Self::MissingCapability(cap) => json!({ "capability": cap.as_str() }),
             Self::UnknownCapability { name } => json!({ "capability": name }),
             Self::DuplicateKid { kid } | Self::UnknownKid { kid } => json!({ "kid": kid }),
+            Self::DuplicatePolicy { id } | Self::UnknownPolicy { id } => json!({ "id": id }),
             Self::KeyNotActive { kid, state } => json!({ "kid": kid, "state": state }),
             _ => Value::Null,
         };

@@ -39,6 +39,7 @@ mod guard;
 mod handlers;
 mod keys;
 mod password;
+mod policies;
 mod tokens;
 
 use std::sync::Arc;
@@ -76,6 +77,8 @@ pub(crate) struct AdminApi {
     node: NodeId,
     engine: Arc<Engine>,
     metrics: Arc<Metrics>,
+    /// The durable RBAC policies, when the server runs its built-in RBAC.
+    policies: Option<Arc<crate::rbac::ManagedPolicies>>,
 }
 
 /// What the admin API is built from.
@@ -84,6 +87,7 @@ pub(crate) struct AdminParts {
     pub(crate) node: NodeId,
     pub(crate) engine: Arc<Engine>,
     pub(crate) metrics: Arc<Metrics>,
+    pub(crate) policies: Option<Arc<crate::rbac::ManagedPolicies>>,
 }
 
 impl AdminApi {
@@ -113,6 +117,7 @@ impl AdminApi {
             node: parts.node,
             engine: parts.engine,
             metrics: parts.metrics,
+            policies: parts.policies,
         })
     }
 }
@@ -145,6 +150,25 @@ where
             post(deactivate_key).fallback(method_not_allowed),
         )
         .route_layer(guard(Capability::KeysAdmin));
+    let policy_routes = Router::new()
+        .route(
+            "/api/admin/policies",
+            get(policies::list)
+                .post(policies::create)
+                .fallback(method_not_allowed),
+        )
+        .route(
+            "/api/admin/policies/dry-run",
+            post(policies::dry_run).fallback(method_not_allowed),
+        )
+        .route(
+            "/api/admin/policies/{id}",
+            get(policies::get)
+                .put(policies::replace)
+                .delete(policies::delete)
+                .fallback(method_not_allowed),
+        )
+        .route_layer(guard(Capability::PolicyAdmin));
     let cluster = Router::new()
         .route(
             "/api/admin/status",
@@ -157,6 +181,7 @@ where
     Router::new()
         .route("/api/auth/login", post(login).fallback(method_not_allowed))
         .merge(keys)
+        .merge(policy_routes)
         .merge(cluster)
         .merge(data)
         .route("/api", any(not_found))
