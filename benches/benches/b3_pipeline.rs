@@ -65,7 +65,8 @@ fn run() -> Result<bool> {
         "pipeline: 200 WebSocket connections, OP_BATCH of 10 puts (64 B values), HS256 auth, RBAC off",
     );
     println!(
-        "runs of {:.1} s (limits {:.1} s); ack latency per batch; server RSS peak; CPU in cores busy; a fresh server per run",
+        "runs of {:.1} s (limits {:.1} s), a fresh server per run; fire-and-wait writers start spread over \
+         the first interval; ack latency per batch; server RSS peak; CPU in cores busy",
         duration.as_secs_f64(),
         limit_duration.as_secs_f64()
     );
@@ -136,11 +137,12 @@ fn print_scenario(
     );
     let ratio = |l: &Measured| r.ops_per_sec / l.ops_per_sec.max(1e-9);
     println!(
-        "    limit: {:<6} store insert, 200 committers {:>14}  commit {}  | ratio {:.2}",
+        "    limit: {:<6} store insert, 200 committers {:>14}  commit {}  | ratio {:.2}, store RSS +{}",
         store.name(),
         rate(store_lim.ops_per_sec),
         store_lim.latency.line(),
-        ratio(store_lim)
+        ratio(store_lim),
+        show_kib(store_lim.rss_growth_kib),
     );
     println!(
         "    limit: WebSocket echo, 200 clients        {:>14}  rtt {}  | ratio {:.2}",

@@ -139,6 +139,9 @@ pub struct LoadReport {
     pub value_bytes: usize,
     /// Pause after each acknowledged batch (fire-and-wait), in ms.
     pub interval_ms: u64,
+    /// Whether the fire-and-wait writers all started at once (otherwise
+    /// each started at a random point of the first interval).
+    pub aligned_start: bool,
     /// Batches outstanding per connection (fire-and-forget).
     pub inflight: usize,
     /// Connections opened successfully.

@@ -134,6 +134,9 @@ pub struct Measured {
     pub ops_per_sec: f64,
     /// Per batch (or frame) latency.
     pub latency: LatencySummary,
+    /// How much this process's RSS grew over the run, in KiB (the store
+    /// limit runs in this process).
+    pub rss_growth_kib: Option<u64>,
 }
 
 /// Paths and settings of a harness run.
@@ -376,6 +379,7 @@ pub fn open_store(kind: StoreKind) -> Result<(Arc<dyn Store>, Option<tempfile::T
 pub async fn store_limit(store: Arc<dyn Store>, shape: Shape) -> Result<Measured> {
     let bytes = stored_bytes(&shape)?;
     let hist = latency_histogram()?;
+    let rss_before = rss_kib(std::process::id());
     let start = Instant::now();
     let deadline = start + shape.duration;
     let mut tasks = JoinSet::new();
@@ -397,6 +401,9 @@ pub async fn store_limit(store: Arc<dyn Store>, shape: Shape) -> Result<Measured
             let mut last = start;
             match shape.pace {
                 Pace::Wait(pause) => {
+                    // Spread over the first interval, like loadgen's writers.
+                    let offset = pause.mul_f64(rng_start(c));
+                    tokio::time::sleep_until((start + offset).min(deadline).into()).await;
                     while Instant::now() < deadline {
                         let batch = writes();
                         let t0 = Instant::now();
@@ -442,10 +449,15 @@ pub async fn store_limit(store: Arc<dyn Store>, shape: Shape) -> Result<Measured
         ops += n;
         end = end.max(last);
     }
+    let rss_after = rss_kib(std::process::id());
     store.flush_and_close().await.context("closing the store")?;
     Ok(Measured {
         ops_per_sec: ops as f64 / (end - start).as_secs_f64().max(1e-9),
         latency: LatencySummary::from_histogram(&total),
+        rss_growth_kib: match (rss_before, rss_after) {
+            (Some(before), Some(after)) => Some(after.saturating_sub(before)),
+            _ => None,
+        },
     })
 }
 
@@ -474,6 +486,12 @@ fn batch_frame(shape: &Shape) -> Result<Vec<u8>> {
     Codec::new(Encoding::Bincode)
         .encode_client(&msg)
         .context("encoding the batch")
+}
+
+/// A start offset for connection `c`, as a fraction of one interval in
+/// `[0, 1)`.
+fn rng_start(c: usize) -> f64 {
+    SmallRng::seed_from_u64(c as u64 ^ 0x5747_4152_5453).random::<f64>()
 }
 
 /// A loopback WebSocket echo server in a child process (this binary
@@ -562,10 +580,15 @@ pub async fn echo_limit(addr: SocketAddr, shape: Shape) -> Result<Measured> {
     let start = Instant::now();
     let deadline = start + shape.duration;
     let mut tasks = JoinSet::new();
-    for mut ws in sockets {
+    for (c, mut ws) in sockets.into_iter().enumerate() {
         let frame = frame.clone();
         let mut hist = hist.clone();
         tasks.spawn(async move {
+            if let Pace::Wait(pause) = shape.pace {
+                // Spread over the first interval, like loadgen's writers.
+                let offset = pause.mul_f64(rng_start(c));
+                tokio::time::sleep_until((start + offset).min(deadline).into()).await;
+            }
             let mut sent = std::collections::VecDeque::new();
             let window = match shape.pace {
                 Pace::Wait(_) => 1,
@@ -611,6 +634,7 @@ pub async fn echo_limit(addr: SocketAddr, shape: Shape) -> Result<Measured> {
     Ok(Measured {
         ops_per_sec: (frames * shape.batch as u64) as f64 / (end - start).as_secs_f64().max(1e-9),
         latency: LatencySummary::from_histogram(&total),
+        rss_growth_kib: None,
     })
 }
 

@@ -151,6 +151,13 @@ struct Args {
     #[arg(long, default_value_t = 0)]
     interval_ms: u64,
 
+    /// Fire-and-wait with a pause: start every writer at once, so their
+    /// batches arrive in bursts of --connections batches each interval. By
+    /// default each writer first waits a random part of one interval, so
+    /// the offered load is spread evenly.
+    #[arg(long)]
+    aligned_start: bool,
+
     /// Fire-and-forget: batches outstanding per connection (the server
     /// reads at most 64 ahead per connection).
     #[arg(long, default_value_t = 16)]
@@ -342,6 +349,7 @@ async fn run(args: &Args) -> Result<LoadReport> {
         batch: args.batch,
         value_bytes: args.value_bytes.max(20),
         interval_ms: args.interval_ms,
+        aligned_start: args.aligned_start,
         inflight: args.inflight,
         ..LoadReport::default()
     };
@@ -427,6 +435,7 @@ async fn run(args: &Args) -> Result<LoadReport> {
                 map: maps[map].clone(),
                 map_index: map,
                 seed: *i as u64,
+                start,
                 deadline,
                 drain_deadline,
             };
@@ -579,8 +588,20 @@ fn finish(args: &Args, report: LoadReport) -> Result<LoadReport> {
 
 fn print_text(r: &LoadReport) {
     println!(
-        "mode {}: {} writers, {} subscribers, {} idle; batch {}, values {} B, interval {} ms, inflight {}",
-        r.mode, r.writers, r.subscribers, r.idle, r.batch, r.value_bytes, r.interval_ms, r.inflight
+        "mode {}: {} writers, {} subscribers, {} idle; batch {}, values {} B, interval {} ms{}, inflight {}",
+        r.mode,
+        r.writers,
+        r.subscribers,
+        r.idle,
+        r.batch,
+        r.value_bytes,
+        r.interval_ms,
+        if r.aligned_start {
+            " (aligned start)"
+        } else {
+            ""
+        },
+        r.inflight
     );
     println!("connected {} in {:.2} s", r.connected, r.connect_secs);
     if r.writers > 0 {
@@ -803,6 +824,7 @@ struct WriterShape {
     keys: u64,
     interval: Duration,
     inflight: usize,
+    aligned_start: bool,
 }
 
 impl From<&Args> for WriterShape {
@@ -814,6 +836,7 @@ impl From<&Args> for WriterShape {
             keys: a.keys,
             interval: Duration::from_millis(a.interval_ms),
             inflight: a.inflight,
+            aligned_start: a.aligned_start,
         }
     }
 }
@@ -823,6 +846,7 @@ struct WriterJob {
     map: String,
     map_index: usize,
     seed: u64,
+    start: Instant,
     deadline: Instant,
     drain_deadline: Instant,
 }
@@ -958,6 +982,10 @@ async fn wait_loop(
     rng: &mut SmallRng,
     stats: &mut WriterStats,
 ) {
+    if !shape.aligned_start && !shape.interval.is_zero() {
+        let offset = shape.interval.mul_f64(rng.random::<f64>());
+        tokio::time::sleep_until((job.start + offset).min(job.deadline).into()).await;
+    }
     while Instant::now() < job.deadline {
         let ops = batch(&job.client, job, shape, rng);
         let n = ops.len();
