@@ -175,6 +175,14 @@ fn bench(args: &[String]) -> Result<()> {
     } else {
         None
     };
+    // Build every selected target first, so the runs below are not
+    // separated by compiles.
+    let mut build = cargo();
+    build.args(["bench", "--no-run", "--package", "topgun-benches"]);
+    for b in &selected {
+        build.args(["--bench", b.target]);
+    }
+    step("cargo bench --no-run", &mut build)?;
     // A failed benchmark does not stop the others; the command fails at
     // the end, naming every one that failed.
     let mut failed = Vec::new();
