@@ -61,6 +61,12 @@ const BENCHES: &[Bench] = &[
         what: "10,000 idle connections vs empty server RSS",
         needs_server: true,
     },
+    Bench {
+        id: "rbac",
+        target: "rbac_authz",
+        what: "RBAC decision cost with 100 and 1,000 policies vs no rules",
+        needs_server: false,
+    },
 ];
 
 fn main() -> ExitCode {
