@@ -175,8 +175,8 @@ impl Harness {
         };
         if !server_bin.is_file() {
             bail!(
-                "the server binary {} does not exist: build it with `cargo build --release -p topgun-server` \
-                 (cargo xtask bench does), or point TOPGUN_SERVER_BIN at one",
+                "the server binary {} does not exist: run the benchmark with `cargo xtask bench`, which builds it, \
+                 or build it with `cargo build --release -p topgun-server` or point TOPGUN_SERVER_BIN at one",
                 server_bin.display()
             );
         }
@@ -279,15 +279,26 @@ impl Harness {
     }
 }
 
-/// `target/release/topgun-server` next to this bench binary
-/// (`target/release/deps/<bench>-<hash>`).
+/// The server binary `cargo xtask bench` builds
+/// (`target/bench-server/release/topgun-server`) if it exists, else
+/// `target/release/topgun-server`; this bench binary is
+/// `target/release/deps/<bench>-<hash>`.
 fn default_server_bin() -> Result<PathBuf> {
     let exe = std::env::current_exe().context("locating the bench binary")?;
     let release = exe
         .parent()
         .and_then(Path::parent)
         .context("the bench binary has no target directory")?;
-    Ok(release.join("topgun-server"))
+    let xtask_built = release.parent().map(|target| {
+        target
+            .join("bench-server")
+            .join("release")
+            .join("topgun-server")
+    });
+    Ok(match xtask_built {
+        Some(bin) if bin.is_file() => bin,
+        _ => release.join("topgun-server"),
+    })
 }
 
 /// A running server child; killed on drop.
