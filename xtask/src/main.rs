@@ -62,6 +62,12 @@ const BENCHES: &[Bench] = &[
         what: "10,000 idle connections vs empty server RSS",
         needs_server: true,
     },
+    Bench {
+        id: "rbac",
+        target: "rbac_authz",
+        what: "RBAC decision cost with 100 and 1,000 policies vs no rules",
+        needs_server: false,
+    },
 ];
 
 fn main() -> ExitCode {
@@ -144,14 +150,57 @@ fn ci() -> Result<()> {
             "warnings",
         ]),
     )?;
-    step("cargo test", cargo().args(["test", "--workspace"]))?;
+    let (passed, failed) = tests()?;
     step(
         "cargo doc",
         cargo()
             .args(["doc", "--workspace", "--no-deps"])
             .env("RUSTDOCFLAGS", "-D warnings"),
     )?;
+    // One closing line that counts every test of the workspace (cargo's own
+    // last line is the last crate's doc-tests, often `0 passed`).
+    println!("ci: {passed} passed, {failed} failed");
     Ok(())
+}
+
+/// Runs the whole test suite, echoing cargo's output, and adds up its
+/// `test result:` lines.
+fn tests() -> Result<(u64, u64)> {
+    use std::io::{BufRead, BufReader};
+    eprintln!("\n== xtask: cargo test");
+    let mut child = cargo()
+        .args(["test", "--workspace"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .context("could not start `cargo test`")?;
+    let (mut passed, mut failed) = (0u64, 0u64);
+    if let Some(out) = child.stdout.take() {
+        for line in BufReader::new(out).lines() {
+            let line = line.context("reading cargo test output")?;
+            println!("{line}");
+            if let Some(rest) = line.strip_prefix("test result: ") {
+                let count = |word: &str| -> u64 {
+                    rest.split(';')
+                        .find_map(|part| {
+                            let part = part
+                                .trim()
+                                .trim_start_matches("ok. ")
+                                .trim_start_matches("FAILED. ");
+                            part.strip_suffix(word).and_then(|n| n.trim().parse().ok())
+                        })
+                        .unwrap_or(0)
+                };
+                passed += count("passed");
+                failed += count("failed");
+            }
+        }
+    }
+    let status = child.wait().context("waiting for cargo test")?;
+    if !status.success() {
+        println!("ci: {passed} passed, {failed} failed");
+        bail!("`cargo test` failed ({status})");
+    }
+    Ok((passed, failed))
 }
 
 fn bench(args: &[String]) -> Result<()> {
