@@ -190,7 +190,7 @@ impl Policy for ManagedPolicies {
         new: Option<&Value>,
     ) -> Decision {
         if self.is_open() {
-            AllowAuthenticated.decide(principal, action, map, Some(key))
+            AllowAuthenticated.decide_record(principal, action, map, key, old, new)
         } else {
             self.rbac
                 .decide_record(principal, action, map, key, old, new)
@@ -205,10 +205,7 @@ impl Policy for ManagedPolicies {
         value: &'v Value,
     ) -> Option<Cow<'v, Value>> {
         if self.is_open() {
-            match AllowAuthenticated.decide(principal, Action::Read, map, Some(key)) {
-                Decision::Allow => Some(Cow::Borrowed(value)),
-                Decision::Deny(_) => None,
-            }
+            AllowAuthenticated.read_view(principal, map, key, value)
         } else {
             self.rbac.read_view(principal, map, key, value)
         }
