@@ -80,7 +80,7 @@ enum Enc {
 /// the drain; lost acks, errors, and rejections not allowed by
 /// --allow-reject make the run fail with exit code 1.
 #[derive(Debug, Parser)]
-#[command(name = "loadgen", version, about, long_about = None)]
+#[command(name = "loadgen", version)]
 struct Args {
     /// Server WebSocket URL (ws:// or wss://).
     #[arg(long, default_value = "ws://127.0.0.1:8090/ws")]
