@@ -6,8 +6,9 @@
 //! Main types: [`ServerBuilder`] (with [`NetworkConfig`], [`TlsConfig`],
 //! [`Limits`], [`StorageConfig`]) builds a [`Server`]; `start()` serves until
 //! its [`ShutdownHandle`] fires. [`auth`] verifies JWTs, [`authz`] holds the
-//! policy seam and the tower layer, [`store`] the storage seam, [`admin`]
-//! the admin HTTP API (login, capabilities, key rotation).
+//! policy seam and the tower layer, [`rbac`] the policy engine and its
+//! durable policy set, [`store`] the storage seam, [`admin`] the admin HTTP
+//! API (login, capabilities, keys, policies).
 //!
 //! Non-goals here: clustering and the client replica are separate pieces of
 //! work.
