@@ -255,6 +255,15 @@ async fn write_loop(
     let _ = sink.close().await;
 }
 
+/// Whether a WebSocket read failed because a frame or message exceeded the
+/// configured size (tungstenite's capacity error, which axum wraps).
+fn is_too_big(e: axum::Error) -> bool {
+    use tokio_tungstenite::tungstenite::Error as WsError;
+    e.into_inner()
+        .downcast_ref::<WsError>()
+        .is_some_and(|e| matches!(e, WsError::Capacity(_)))
+}
+
 fn msg_name(msg: &ServerMessage) -> &'static str {
     use topgun_protocol::Message as _;
     msg.name()
@@ -343,8 +352,7 @@ impl Session {
                         None => break closing(close::NORMAL, "client went away"),
                         Some(Ok(f)) => f,
                         Some(Err(e)) => {
-                            let text = e.to_string();
-                            if text.contains("too long") || text.contains("Space limit") || text.contains("capacity") {
+                            if is_too_big(e) {
                                 self.error(ErrorCode::MessageTooLarge, format!("message larger than {} bytes", limits.max_message_bytes)).await;
                                 break closing(close::MESSAGE_TOO_BIG, "message too big");
                             }
