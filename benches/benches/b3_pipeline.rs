@@ -1,8 +1,8 @@
 //! B3: the write pipeline under the workload of TopGun's published load
 //! harness: 200 WebSocket connections sending `OP_BATCH`es of 10 puts,
 //! fire-and-wait (50 ms and 0 ms pauses) and fire-and-forget, against the
-//! real `topgun-server` binary with HS256 auth, on the durable sled store
-//! and in memory.
+//! real `topgun-server` binary with HS256 auth and RBAC enforcing 100
+//! policies, on the durable sled store and in memory.
 //!
 //! Limits measured in the same run: the raw batched insert of the same
 //! records into the same store by 200 concurrent committers paced the same
@@ -14,10 +14,10 @@ mod harness;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use harness::{
-    Harness, Measured, Pace, Shape, StoreKind, echo_limit, open_store, rate, runtime, show_kib,
-    start_echo, store_limit,
+    BENCH_MAP_PREFIX, BENCH_ROLE, Harness, Measured, Pace, Shape, StoreKind, echo_limit,
+    open_store, rate, runtime, show_kib, start_echo, store_limit, write_policy_file,
 };
 use topgun_benches::load::{LoadReport, human_us};
 use topgun_benches::print_header;
@@ -36,6 +36,9 @@ fn main() -> ExitCode {
         }
     }
 }
+
+/// Policies the server enforces during the runs.
+const POLICIES: usize = 100;
 
 /// The server's memory goal for 200 connections.
 const RSS_GOAL_KIB: u64 = 100 * 1024;
@@ -62,7 +65,7 @@ fn run() -> Result<bool> {
     };
     print_header(
         "B3",
-        "pipeline: 200 WebSocket connections, OP_BATCH of 10 puts (64 B values), HS256 auth, RBAC off",
+        "pipeline: 200 WebSocket connections, OP_BATCH of 10 puts (64 B values), HS256 auth, RBAC with 100 policies",
     );
     println!(
         "runs of {:.1} s (limits {:.1} s), a fresh server per run; fire-and-wait writers start spread over \
@@ -74,6 +77,11 @@ fn run() -> Result<bool> {
         "reference, not measured here (PERFORMANCE.md): TopGun's own harness on 2 cores, in memory: \
          ~34-36k ops/s at 50 ms (p99 22-36 ms), ~24k at 0 ms (p99 > 100 ms)"
     );
+
+    let policy_dir = tempfile::tempdir().context("creating a directory for the policy file")?;
+    let policy_file = write_policy_file(policy_dir.path(), POLICIES)?;
+    let policy_arg = policy_file.to_string_lossy().into_owned();
+    let server_args = ["--policy-file", policy_arg.as_str()];
 
     let rt = runtime()?;
     let echo = start_echo()?;
@@ -94,8 +102,12 @@ fn run() -> Result<bool> {
         for (pace, echo) in paces.into_iter().zip(&echo_limits) {
             let shape = Shape { pace, ..base };
             let report = {
-                let server = h.start_server(store, &[])?;
-                h.loadgen(&server, &shape.loadgen_args())?
+                let server = h.start_server(store, &server_args)?;
+                let mut args = shape.loadgen_args();
+                args.extend(
+                    ["--role", BENCH_ROLE, "--map-prefix", BENCH_MAP_PREFIX].map(String::from),
+                );
+                h.loadgen(&server, &args)?
             };
             let (st, _dir) = open_store(store)?;
             let limit = rt.block_on(store_limit(

@@ -2,6 +2,9 @@
 //! policies, against the decision of the built-in policy that allows every
 //! authenticated principal (no rules to evaluate).
 
+#[allow(dead_code)] // each bench target uses a part of it
+mod harness;
+
 use std::time::Duration;
 
 use criterion::{Criterion, Throughput};
@@ -10,43 +13,13 @@ use rand_chacha::ChaCha8Rng;
 use topgun_benches::{Comparison, Tally, print_header, quick};
 use topgun_core::Value;
 use topgun_server::authz::{Action, AllowAuthenticated, Decision, Policy, Principal};
-use topgun_server::rbac::{Effect, Operation, PolicyDef, PolicySet, RbacPolicy};
+use topgun_server::rbac::{PolicySet, RbacPolicy};
 
-/// A policy set of `n` rules of the shapes applications use: per-app maps,
-/// per-user maps with interpolation, tenant maps with a condition on the
-/// stored value, and some denies.
+/// An engine enforcing [`harness::policy_mix`] of `n` rules.
 fn policies(n: usize) -> RbacPolicy {
-    let defs = (0..n)
-        .map(|i| match i % 4 {
-            0 => PolicyDef::new(
-                format!("app-{i}"),
-                Effect::Allow,
-                format!("app{i}:**"),
-                vec![Operation::Read, Operation::Write],
-            )
-            .roles([format!("role{}", i % 10)]),
-            1 => PolicyDef::new(
-                format!("user-{i}"),
-                Effect::Allow,
-                format!("notes{i}:{{sub}}"),
-                vec![Operation::Read, Operation::Write, Operation::Remove],
-            ),
-            2 => PolicyDef::new(
-                format!("tenant-{i}"),
-                Effect::Allow,
-                format!("{{claims.tenant}}:t{i}:*"),
-                vec![Operation::Write],
-            )
-            .condition("old == null || old.owner == auth.sub"),
-            _ => PolicyDef::new(
-                format!("deny-{i}"),
-                Effect::Deny,
-                format!("app{}:secret:**", i - 3),
-                vec![Operation::Read, Operation::Write],
-            ),
-        })
-        .collect();
-    RbacPolicy::new(PolicySet::new(defs).unwrap_or_else(|e| panic!("bench policies: {e}")))
+    RbacPolicy::new(
+        PolicySet::new(harness::policy_mix(n)).unwrap_or_else(|e| panic!("bench policies: {e}")),
+    )
 }
 
 struct Request {
@@ -89,6 +62,7 @@ fn requests(n: usize, policies: usize, rng: &mut ChaCha8Rng) -> Vec<Request> {
 }
 
 fn main() {
+    harness::echo_child_or_continue();
     let n = if quick() { 10_000 } else { 100_000 };
     let mut c = Criterion::default()
         .configure_from_args()

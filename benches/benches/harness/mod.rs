@@ -26,6 +26,7 @@ use topgun_protocol::{
     ClientMessage, Codec, Encoding, Op, StoredRecord, WireLwwRecord, WireNodeId, WireOpKind,
     WireTimestamp, WireValue, WriteConcern, encode_stored,
 };
+use topgun_server::rbac::{Effect, Operation, PolicyDef};
 use topgun_server::store::{MemoryStore, SledConfig, SledStore, Store, Write};
 
 /// The HMAC secret of the harness servers (HS256; loadgen signs with it).
@@ -660,4 +661,66 @@ pub fn runtime() -> Result<tokio::runtime::Runtime> {
         .enable_all()
         .build()
         .context("starting the runtime")
+}
+
+/// A policy set of `n` rules of the shapes applications use: per-app maps,
+/// per-user maps with interpolation, tenant maps with a condition on the
+/// stored value, and some denies. The RBAC benchmark decides against it;
+/// B3 runs the server with it (plus the rule that lets the load in).
+pub fn policy_mix(n: usize) -> Vec<PolicyDef> {
+    (0..n)
+        .map(|i| match i % 4 {
+            0 => PolicyDef::new(
+                format!("app-{i}"),
+                Effect::Allow,
+                format!("app{i}:**"),
+                vec![Operation::Read, Operation::Write],
+            )
+            .roles([format!("role{}", i % 10)]),
+            1 => PolicyDef::new(
+                format!("user-{i}"),
+                Effect::Allow,
+                format!("notes{i}:{{sub}}"),
+                vec![Operation::Read, Operation::Write, Operation::Remove],
+            ),
+            2 => PolicyDef::new(
+                format!("tenant-{i}"),
+                Effect::Allow,
+                format!("{{claims.tenant}}:t{i}:*"),
+                vec![Operation::Write],
+            )
+            .condition("old == null || old.owner == auth.sub"),
+            _ => PolicyDef::new(
+                format!("deny-{i}"),
+                Effect::Deny,
+                format!("app{}:secret:**", i - 3),
+                vec![Operation::Read, Operation::Write],
+            ),
+        })
+        .collect()
+}
+
+/// The role B3's load generator claims, and the map prefix it writes under.
+pub const BENCH_ROLE: &str = "bench-writer";
+/// Maps B3 writes: `bench:load-<m>`.
+pub const BENCH_MAP_PREFIX: &str = "bench:load";
+
+/// Writes a policy file of `total` rules into `dir`: [`policy_mix`] of
+/// `total - 1` and the rule that lets [`BENCH_ROLE`] read and write
+/// `bench:*` (the last one, so the engine goes through the others first).
+pub fn write_policy_file(dir: &Path, total: usize) -> Result<PathBuf> {
+    let mut defs = policy_mix(total.saturating_sub(1));
+    defs.push(
+        PolicyDef::new(
+            "bench-load",
+            Effect::Allow,
+            "bench:*",
+            vec![Operation::Read, Operation::Write],
+        )
+        .roles([BENCH_ROLE]),
+    );
+    let path = dir.join("policies.json");
+    let text = serde_json::to_string_pretty(&defs).context("serializing the policies")?;
+    std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
+    Ok(path)
 }
