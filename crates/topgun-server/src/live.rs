@@ -1134,6 +1134,13 @@ fn refill(batch: &Batch<'_, '_>, reader: Reader<'_>, query: &Query, window: &mut
 }
 
 impl CommitListener for LiveQueries {
+    /// A subscription creates its map's entry before it reads the map under
+    /// the map's lock, so a writer that finds no entry while holding that
+    /// lock wrote before the subscription's snapshot.
+    fn wants(&self, map: &str) -> bool {
+        self.by_map.contains_key(map)
+    }
+
     fn on_commit(&self, map: &str, handle: &MapHandle, changes: &[LwwChange]) {
         let Some(entry) = self.by_map.get(map).map(|e| Arc::clone(e.value())) else {
             return;

@@ -9,7 +9,6 @@
 //! into its failed state, which refuses every later write and marks the
 //! node unhealthy).
 
-use std::collections::{HashMap, VecDeque};
 use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
@@ -29,6 +28,9 @@ use crate::config::{Limits, TimestampPolicy};
 use crate::metrics::Metrics;
 use crate::state::{Clock, MapData, MapHandle, Maps, lock, stored_lww, stored_or};
 use crate::store::{Store, Write};
+
+mod dedupe;
+use dedupe::{Dedupe, DedupeKey};
 
 /// A batch of client ops on its way through the pipeline.
 #[derive(Clone, Debug)]
@@ -67,36 +69,19 @@ pub struct LwwChange {
 pub(crate) trait CommitListener: Send + Sync + std::fmt::Debug {
     /// `changes` to the LWW map `map` are durable.
     fn on_commit(&self, map: &str, handle: &MapHandle, changes: &[LwwChange]);
-}
 
-/// Remembers recently acknowledged ops by (principal, client replica, op
-/// id), so a client that resends after a lost ack gets the same answer
-/// instead of a second write with a newer timestamp.
-#[derive(Debug, Default)]
-struct Dedupe {
-    seen: HashMap<DedupeKey, WireTimestamp>,
-    order: VecDeque<DedupeKey>,
+    /// Whether this listener wants the changes to `map`. Asked while the
+    /// writer holds the map's lock: a listener that answers `false` must
+    /// see every change made before it starts listening some other way
+    /// (live queries read the map's state under that lock when they
+    /// subscribe). The pipeline skips collecting changes nobody wants.
+    fn wants(&self, _map: &str) -> bool {
+        true
+    }
 }
 
 /// How many acknowledged op ids the server remembers for resends.
 const DEDUPE_CAPACITY: usize = 100_000;
-
-impl Dedupe {
-    fn get(&self, key: &DedupeKey) -> Option<WireTimestamp> {
-        self.seen.get(key).copied()
-    }
-
-    fn insert(&mut self, key: DedupeKey, ts: WireTimestamp) {
-        if self.seen.insert(key.clone(), ts).is_none() {
-            self.order.push_back(key);
-            while self.order.len() > DEDUPE_CAPACITY {
-                if let Some(old) = self.order.pop_front() {
-                    self.seen.remove(&old);
-                }
-            }
-        }
-    }
-}
 
 /// What an [`Engine`] is made of besides its maps and node id.
 pub(crate) struct EngineParts {
@@ -107,9 +92,6 @@ pub(crate) struct EngineParts {
     pub(crate) metrics: Arc<Metrics>,
     pub(crate) listeners: Vec<Arc<dyn CommitListener>>,
 }
-
-/// Identifies an op for resend detection: (principal, client replica, op id).
-type DedupeKey = (Arc<str>, u64, u64);
 
 /// The node's data plane: maps, clock, store.
 #[derive(Debug)]
@@ -122,7 +104,7 @@ pub(crate) struct Engine {
     pub(crate) limits: Limits,
     pub(crate) metrics: Arc<Metrics>,
     pub(crate) listeners: Vec<Arc<dyn CommitListener>>,
-    dedupe: Mutex<Dedupe>,
+    dedupe: Dedupe,
     /// Cleared when a group commit fails: the store refuses every later
     /// write, and `/health` reports it.
     healthy: std::sync::atomic::AtomicBool,
@@ -140,7 +122,7 @@ impl Engine {
             limits: parts.limits,
             metrics: parts.metrics,
             listeners: parts.listeners,
-            dedupe: Mutex::new(Dedupe::default()),
+            dedupe: Dedupe::new(DEDUPE_CAPACITY),
             healthy: std::sync::atomic::AtomicBool::new(true),
         }
     }
@@ -338,23 +320,20 @@ pub(crate) async fn write(engine: Arc<Engine>, req: WriteRequest) -> WriteRespon
     let validator = WriteValidator::new(limits, engine.ts_policy, req.origin);
     let sub: Arc<str> = Arc::from(req.principal.sub.as_str());
     let mut valid: Vec<(usize, Op)> = Vec::with_capacity(req.ops.len());
-    {
-        let dedupe = engine.dedupe.lock().unwrap_or_else(PoisonError::into_inner);
-        for (index, op) in req.ops.into_iter().enumerate() {
-            if let Err((code, message)) = validator.check_names(&op) {
-                reject(&mut resp, op.op_id, code, message);
-                continue;
-            }
-            let key = (Arc::clone(&sub), op.timestamp.node.0, op.op_id);
-            if let Some(timestamp) = dedupe.get(&key) {
-                resp.acks.push(OpAckEntry {
-                    op_id: op.op_id,
-                    timestamp,
-                });
-                continue;
-            }
-            valid.push((index, op));
+    for (index, op) in req.ops.into_iter().enumerate() {
+        if let Err((code, message)) = validator.check_names(&op) {
+            reject(&mut resp, op.op_id, code, message);
+            continue;
         }
+        let key = (Arc::clone(&sub), op.timestamp.node.0, op.op_id);
+        if let Some(timestamp) = engine.dedupe.get(&key) {
+            resp.acks.push(OpAckEntry {
+                op_id: op.op_id,
+                timestamp,
+            });
+            continue;
+        }
+        valid.push((index, op));
     }
 
     // Values and timestamps: one clock lock for the whole batch.
@@ -431,6 +410,7 @@ pub(crate) async fn write(engine: Arc<Engine>, req: WriteRequest) -> WriteRespon
         let mut changes = Vec::new();
         {
             let mut data = lock(&handle);
+            let track = engine.listeners.iter().any(|l| l.wants(&map));
             for p in ops {
                 let encoded = match (&mut *data, p.kind) {
                     (MapData::Lww(m), PendingKind::Put(value, ttl_ms)) => {
@@ -439,10 +419,11 @@ pub(crate) async fn write(engine: Arc<Engine>, req: WriteRequest) -> WriteRespon
                             timestamp: p.timestamp,
                             ttl_ms,
                         };
-                        merge_lww(m, &p.key, record, &mut changes)
+                        merge_lww(m, &p.key, record, track.then_some(&mut changes))
                     }
                     (MapData::Lww(m), PendingKind::Remove) => {
-                        merge_lww(m, &p.key, LwwRecord::tombstone(p.timestamp), &mut changes)
+                        let record = LwwRecord::tombstone(p.timestamp);
+                        merge_lww(m, &p.key, record, track.then_some(&mut changes))
                     }
                     (MapData::Or(m), PendingKind::OrAdd(value, ttl_ms)) => {
                         m.add(
@@ -513,17 +494,15 @@ pub(crate) async fn write(engine: Arc<Engine>, req: WriteRequest) -> WriteRespon
         return resp;
     }
     applied.sort_by_key(|(index, _, _)| *index);
-    {
-        let mut dedupe = engine.dedupe.lock().unwrap_or_else(PoisonError::into_inner);
-        for (_, ack, key) in &applied {
-            dedupe.insert(key.clone(), ack.timestamp);
-        }
-    }
     engine
         .metrics
         .ops_acked
         .fetch_add(applied.len() as u64, std::sync::atomic::Ordering::Relaxed);
-    resp.acks.extend(applied.into_iter().map(|(_, ack, _)| ack));
+    resp.acks.reserve(applied.len());
+    for (_, ack, key) in applied {
+        engine.dedupe.insert(key, ack.timestamp);
+        resp.acks.push(ack);
+    }
     for (map, handle, changes) in &lww_changes {
         for listener in &engine.listeners {
             listener.on_commit(map, handle, changes);
@@ -532,14 +511,22 @@ pub(crate) async fn write(engine: Arc<Engine>, req: WriteRequest) -> WriteRespon
     resp
 }
 
+/// Merges `record` into `map` and returns the row to store. The change is
+/// pushed to `changes` when someone listens.
 fn merge_lww(
     map: &mut topgun_core::LwwMap,
     key: &str,
     record: LwwRecord,
-    changes: &mut Vec<LwwChange>,
+    changes: Option<&mut Vec<LwwChange>>,
 ) -> Result<Option<Vec<u8>>, String> {
     use topgun_core::lww::MergeOutcome;
     let bytes = stored_lww(&record)?;
+    let Some(changes) = changes else {
+        return match map.merge(key, record) {
+            MergeOutcome::Inserted | MergeOutcome::Replaced(_) => Ok(Some(bytes)),
+            MergeOutcome::Ignored => map.get(key).map(stored_lww).transpose(),
+        };
+    };
     match map.merge(key, record.clone()) {
         MergeOutcome::Inserted => changes.push(LwwChange {
             key: key.to_owned(),

@@ -182,3 +182,79 @@ async fn a_failed_commit_rejects_every_op_and_marks_the_engine_unhealthy() {
     );
     assert!(!e.is_healthy());
 }
+
+/// Records the maps and keys it is told about; wants only `wanted`.
+#[derive(Debug)]
+struct Recorder {
+    wanted: &'static str,
+    seen: std::sync::Mutex<Vec<(String, String, Option<Value>)>>,
+}
+
+impl CommitListener for Recorder {
+    fn on_commit(&self, map: &str, _: &MapHandle, changes: &[LwwChange]) {
+        let mut seen = self.seen.lock().unwrap();
+        for c in changes {
+            seen.push((
+                map.to_owned(),
+                c.key.clone(),
+                c.old.as_ref().and_then(|o| o.value.clone()),
+            ));
+        }
+    }
+
+    fn wants(&self, map: &str) -> bool {
+        map == self.wanted
+    }
+}
+
+#[tokio::test]
+async fn changes_are_collected_only_for_maps_a_listener_wants() {
+    let recorder = Arc::new(Recorder {
+        wanted: "watched",
+        seen: std::sync::Mutex::new(Vec::new()),
+    });
+    let e = Arc::new(Engine::new(
+        Maps::default(),
+        NodeId(1),
+        EngineParts {
+            clock: Arc::new(SystemClock),
+            store: Arc::new(MemoryStore::new()),
+            ts_policy: TimestampPolicy::Restamp,
+            limits: Limits::default(),
+            metrics: Arc::new(Metrics::default()),
+            listeners: vec![recorder.clone() as Arc<dyn CommitListener>],
+        },
+    ));
+    for (id, value) in [(1, "v1"), (3, "v2")] {
+        let resp = write(
+            Arc::clone(&e),
+            request(
+                CallerOrigin::Client,
+                vec![op(id, "watched", value, 1), op(id + 1, "other", value, 1)],
+            ),
+        )
+        .await;
+        assert_eq!(resp.acks.len(), 2, "{resp:?}");
+    }
+    let seen = recorder.seen.lock().unwrap().clone();
+    assert_eq!(
+        seen,
+        vec![
+            ("watched".to_owned(), "k".to_owned(), None),
+            (
+                "watched".to_owned(),
+                "k".to_owned(),
+                Some(Value::from("v1"))
+            ),
+        ]
+    );
+    // The unwatched map was written all the same.
+    let other = e.maps.get("other").unwrap();
+    let MapData::Lww(m) = &*lock(&other) else {
+        panic!("an LWW map")
+    };
+    assert_eq!(
+        m.get("k").and_then(|r| r.value.clone()),
+        Some(Value::from("v2"))
+    );
+}

@@ -1,8 +1,7 @@
 //! `MemoryStore`: the in-memory backend, for tests and the in-memory benchmark mode.
 
 use std::{
-    collections::BTreeMap,
-    ops::Bound,
+    collections::{BTreeMap, HashMap},
     sync::{
         Arc, Mutex, MutexGuard, PoisonError,
         atomic::{AtomicBool, Ordering},
@@ -18,7 +17,7 @@ use super::{
 /// `list_maps` is the key set.
 #[derive(Debug, Default)]
 struct Data {
-    rows: BTreeMap<String, BTreeMap<String, Vec<u8>>>,
+    rows: HashMap<String, HashMap<String, Vec<u8>>>,
     meta: BTreeMap<String, Vec<u8>>,
 }
 
@@ -76,11 +75,18 @@ impl MemoryStore {
         }
     }
 
+    /// Streams the rows of `only` (or of every map) in map then key order.
+    /// Rows live in hash maps (a commit is one hash insert per write, the
+    /// hot path); the order comes from sorting the map names once, and each
+    /// map's keys when the stream reaches it. A row written after its map
+    /// was reached is not seen; one removed since is skipped.
     fn stream(&self, only: Option<String>) -> RecordStream {
         let data = Arc::clone(&self.data);
         let closed = Arc::clone(&self.closed);
-        // The last record handed out: the next chunk starts after it.
-        let mut after: Option<(String, String)> = None;
+        // Maps still to visit, in reverse order (popped from the end).
+        let mut maps: Option<Vec<String>> = None;
+        // The map being streamed, its keys (sorted) and the next position.
+        let mut current: Option<(String, Vec<String>, usize)> = None;
         let mut done = false;
         RecordStream::from_fn(move || {
             if done {
@@ -91,36 +97,55 @@ impl MemoryStore {
                 return Some(Err(StoreError::Closed));
             }
             let data = lock(&data);
-            let start = match (&after, &only) {
-                (Some((map, _)), _) | (None, Some(map)) => Bound::Included(map.as_str()),
-                (None, None) => Bound::Unbounded,
-            };
+            let todo = maps.get_or_insert_with(|| {
+                let mut names: Vec<String> = match &only {
+                    Some(map) => data
+                        .rows
+                        .contains_key(map)
+                        .then(|| map.clone())
+                        .into_iter()
+                        .collect(),
+                    None => data.rows.keys().cloned().collect(),
+                };
+                names.sort_unstable_by(|a, b| b.cmp(a));
+                names
+            });
             let mut out = Vec::new();
             let mut chunk = ChunkBuilder::default();
-            for (map, rows) in data.rows.range::<str, _>((start, Bound::Unbounded)) {
-                if only.as_ref().is_some_and(|only| only != map) {
-                    break;
-                }
-                let from = match &after {
-                    Some((last_map, last_key)) if last_map == map => {
-                        Bound::Excluded(last_key.as_str())
+            loop {
+                let (map, keys, next) = match &mut current {
+                    Some(c) if c.2 < c.1.len() => c,
+                    _ => {
+                        let Some(map) = todo.pop() else { break };
+                        let mut keys: Vec<String> = data
+                            .rows
+                            .get(&map)
+                            .map(|rows| rows.keys().cloned().collect())
+                            .unwrap_or_default();
+                        keys.sort_unstable();
+                        current.insert((map, keys, 0))
                     }
-                    _ => Bound::Unbounded,
                 };
-                for (key, value) in rows.range::<str, _>((from, Bound::Unbounded)) {
+                let Some(rows) = data.rows.get(map.as_str()) else {
+                    *next = keys.len();
+                    continue;
+                };
+                while let Some(key) = keys.get(*next) {
+                    let Some(value) = rows.get(key) else {
+                        *next += 1;
+                        continue;
+                    };
                     let record = Record {
                         map: map.clone(),
                         key: key.clone(),
                         value: value.clone(),
                     };
                     if chunk.is_full_before(&record) {
-                        after = out
-                            .last()
-                            .map(|last: &Record| (last.map.clone(), last.key.clone()));
                         return Some(Ok(out));
                     }
                     chunk.count(&record);
                     out.push(record);
+                    *next += 1;
                 }
             }
             done = true;
@@ -174,7 +199,9 @@ impl Store for MemoryStore {
     fn list_maps(&self) -> StoreFuture<'_, Vec<String>> {
         Box::pin(async move {
             self.check_open()?;
-            Ok(self.lock().rows.keys().cloned().collect())
+            let mut maps: Vec<String> = self.lock().rows.keys().cloned().collect();
+            maps.sort_unstable();
+            Ok(maps)
         })
     }
 
