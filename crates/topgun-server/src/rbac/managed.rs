@@ -165,6 +165,8 @@ impl ManagedPolicies {
     }
 }
 
+/// Each call decides with one snapshot of the set in force: the built-in
+/// [`AllowAuthenticated`] while it is empty, the set's rules otherwise.
 impl Policy for ManagedPolicies {
     fn decide(
         &self,
@@ -173,10 +175,11 @@ impl Policy for ManagedPolicies {
         map: &str,
         key: Option<&str>,
     ) -> Decision {
-        if self.is_open() {
+        let set = self.current();
+        if set.is_empty() {
             AllowAuthenticated.decide(principal, action, map, key)
         } else {
-            self.rbac.decide(principal, action, map, key)
+            set.decide(principal, action, map, key)
         }
     }
 
@@ -189,11 +192,11 @@ impl Policy for ManagedPolicies {
         old: Option<&Value>,
         new: Option<&Value>,
     ) -> Decision {
-        if self.is_open() {
+        let set = self.current();
+        if set.is_empty() {
             AllowAuthenticated.decide_record(principal, action, map, key, old, new)
         } else {
-            self.rbac
-                .decide_record(principal, action, map, key, old, new)
+            set.decide_record(principal, action, map, key, old, new)
         }
     }
 
@@ -204,15 +207,31 @@ impl Policy for ManagedPolicies {
         key: &str,
         value: &'v Value,
     ) -> Option<Cow<'v, Value>> {
-        if self.is_open() {
+        let set = self.current();
+        if set.is_empty() {
             AllowAuthenticated.read_view(principal, map, key, value)
         } else {
-            self.rbac.read_view(principal, map, key, value)
+            set.read_view(principal, map, key, value)
         }
     }
 
     fn needs_values(&self) -> bool {
-        !self.is_open() && self.rbac.needs_values()
+        // An empty set needs none, like the built-in policy.
+        self.current().needs_values()
+    }
+
+    fn uniform_decision(
+        &self,
+        principal: &Principal,
+        action: Action,
+        map: &str,
+    ) -> Option<Decision> {
+        let set = self.current();
+        if set.is_empty() {
+            AllowAuthenticated.uniform_decision(principal, action, map)
+        } else {
+            set.uniform_decision(principal, action, map)
+        }
     }
 }
 

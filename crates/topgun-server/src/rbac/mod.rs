@@ -292,11 +292,22 @@ fn deny_message(action: Action, reason: VerdictReason) -> String {
     }
 }
 
-impl Policy for RbacPolicy {
+/// The decision a verdict with this reason makes. The messages do not name
+/// policies: they go to clients.
+fn decision(action: Action, reason: VerdictReason) -> Decision {
+    if reason == VerdictReason::Allowed {
+        Decision::Allow
+    } else {
+        Decision::Deny(deny_message(action, reason))
+    }
+}
+
+/// One policy set as a [`Policy`]; [`RbacPolicy`] and [`ManagedPolicies`]
+/// decide with the set in force.
+impl Policy for PolicySet {
     /// The no-record case: a map-wide request without a key, a record
     /// request with the key but without values (conditions see `old` and
-    /// `new` as null, so ones that need them fail closed). The messages do
-    /// not name policies: they go to clients.
+    /// `new` as null, so ones that need them fail closed).
     fn decide(
         &self,
         principal: &Principal,
@@ -306,12 +317,7 @@ impl Policy for RbacPolicy {
     ) -> Decision {
         let mut req = AccessRequest::new(principal, action, map);
         req.key = key;
-        let verdict = self.evaluate(&req);
-        if verdict.allowed {
-            Decision::Allow
-        } else {
-            Decision::Deny(deny_message(action, verdict.reason))
-        }
+        decision(action, self.reason(&req))
     }
 
     /// The record case: conditions see the stored and proposed values.
@@ -328,12 +334,7 @@ impl Policy for RbacPolicy {
             .key(key)
             .old(old)
             .new_value(new);
-        let verdict = self.evaluate(&req);
-        if verdict.allowed {
-            Decision::Allow
-        } else {
-            Decision::Deny(deny_message(action, verdict.reason))
-        }
+        decision(action, self.reason(&req))
     }
 
     /// Reads: the record must be readable (conditions see it as `old`), and
@@ -361,7 +362,68 @@ impl Policy for RbacPolicy {
     }
 
     fn needs_values(&self) -> bool {
-        self.policies().defs().iter().any(|d| d.condition.is_some())
+        self.needs_records()
+    }
+
+    /// Known when no candidate policy's condition looks at the record (see
+    /// [`PolicySet::record_independent`]).
+    fn uniform_decision(
+        &self,
+        principal: &Principal,
+        action: Action,
+        map: &str,
+    ) -> Option<Decision> {
+        let reason = self.record_independent(principal, action, map)?;
+        Some(decision(action, reason))
+    }
+}
+
+/// Decides with the set in force at the call.
+impl Policy for RbacPolicy {
+    fn decide(
+        &self,
+        principal: &Principal,
+        action: Action,
+        map: &str,
+        key: Option<&str>,
+    ) -> Decision {
+        self.policies().decide(principal, action, map, key)
+    }
+
+    fn decide_record(
+        &self,
+        principal: &Principal,
+        action: Action,
+        map: &str,
+        key: &str,
+        old: Option<&Value>,
+        new: Option<&Value>,
+    ) -> Decision {
+        self.policies()
+            .decide_record(principal, action, map, key, old, new)
+    }
+
+    fn read_view<'v>(
+        &self,
+        principal: &Principal,
+        map: &str,
+        key: &str,
+        value: &'v Value,
+    ) -> Option<Cow<'v, Value>> {
+        self.policies().read_view(principal, map, key, value)
+    }
+
+    fn needs_values(&self) -> bool {
+        self.policies().needs_values()
+    }
+
+    fn uniform_decision(
+        &self,
+        principal: &Principal,
+        action: Action,
+        map: &str,
+    ) -> Option<Decision> {
+        self.policies().uniform_decision(principal, action, map)
     }
 }
 

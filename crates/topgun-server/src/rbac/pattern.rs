@@ -15,7 +15,7 @@ pub(crate) struct Pattern {
 
 /// One segment of a pattern.
 #[derive(Clone, Debug, PartialEq)]
-enum Segment {
+pub(crate) enum Segment {
     /// `*`: exactly one map segment, whatever it is.
     One,
     /// `**`: any number of map segments, including none.
@@ -29,7 +29,7 @@ enum Segment {
 
 /// A piece of an interpolated segment.
 #[derive(Clone, Debug, PartialEq)]
-enum Part {
+pub(crate) enum Part {
     /// Plain text.
     Literal(Box<str>),
     /// `{sub}`: the principal's subject.
@@ -66,11 +66,24 @@ impl Pattern {
         })
     }
 
-    /// The first segment when it is plain text: the key under which the
-    /// policy set indexes this pattern.
-    pub(crate) fn first_literal(&self) -> Option<&str> {
+    /// What the first segment says about the maps this pattern can match:
+    /// the key under which the policy set indexes it.
+    pub(crate) fn lead(&self) -> Lead<'_> {
         match self.segments.first() {
-            Some(Segment::Literal(text)) => Some(text),
+            Some(Segment::Literal(text)) => Lead::Literal(text),
+            Some(segment @ Segment::Interpolated(_)) => Lead::Interpolated(segment),
+            _ => Lead::Any,
+        }
+    }
+
+    /// The second segment when it is plain text and the first is not `**`:
+    /// the first then takes exactly one map segment and no `**` comes
+    /// before the second, so every map this pattern matches has this text
+    /// as its second segment.
+    pub(crate) fn second_literal(&self) -> Option<&str> {
+        match &*self.segments {
+            [Segment::Many, ..] => None,
+            [_, Segment::Literal(text), ..] => Some(text),
             _ => None,
         }
     }
@@ -120,9 +133,21 @@ impl Pattern {
     }
 }
 
+/// A pattern's first segment, as the policy set's index sees it.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Lead<'a> {
+    /// Plain text: the map's first segment must equal it.
+    Literal(&'a str),
+    /// Text with interpolations: the map's first segment must equal it
+    /// once interpolated for the principal.
+    Interpolated(&'a Segment),
+    /// `*` or `**`: any map may match.
+    Any,
+}
+
 impl Segment {
     /// Whether this (non-`**`) segment matches one map segment.
-    fn matches_one(&self, segment: &str, principal: &Principal) -> bool {
+    pub(crate) fn matches_one(&self, segment: &str, principal: &Principal) -> bool {
         match self {
             Segment::One => true,
             Segment::Many => false,

@@ -9,7 +9,7 @@ use super::condition::{Condition, Env};
 use super::def::{Effect, Operation, PolicyDef, PolicyFile};
 use super::error::{PolicyError, PolicyLoadError};
 use super::fields::FieldRules;
-use super::pattern::Pattern;
+use super::pattern::{Lead, Pattern, Segment};
 use super::{AccessRequest, Verdict, VerdictReason};
 use crate::authz::{Action, is_reserved_map};
 
@@ -23,6 +23,8 @@ pub struct PolicySet {
     compiled: Vec<Compiled>,
     /// One index per [`Action`], in the order `Read`, `Write`, `Remove`.
     index: [ActionIndex; 3],
+    /// Whether some condition looks at `key`, `old` or `new`.
+    needs_records: bool,
 }
 
 /// A policy ready to evaluate.
@@ -36,13 +38,75 @@ struct Compiled {
     fields: Option<FieldRules>,
 }
 
-/// The policies covering one action: those whose pattern starts with a
-/// literal segment, by that segment, and the rest. Both lists hold
-/// positions in definition order, ascending.
+/// The policies covering one action, by what their pattern's first two
+/// segments require of a map name. Each policy is in exactly one list;
+/// every list holds positions in definition order, ascending.
 #[derive(Debug, Default)]
 struct ActionIndex {
-    by_first: HashMap<Box<str>, Vec<usize>>,
-    general: Vec<usize>,
+    /// Patterns whose first segment is plain text, by that text.
+    by_literal: HashMap<Box<str>, Bucket>,
+    /// Patterns whose first segment is interpolated (`{sub}`,
+    /// `{claims.tenant}`, `t-{sub}`), by that segment. A request looks into
+    /// a bucket only when the segment, interpolated for its principal,
+    /// equals the map's first segment: one check per bucket, not one per
+    /// policy.
+    by_interpolated: Vec<(Segment, Bucket)>,
+    /// Patterns starting with `*` or `**`.
+    general: Bucket,
+}
+
+/// Policies that share what their first segment requires, by their second
+/// segment when it is plain text (see [`Pattern::second_literal`]).
+#[derive(Debug, Default)]
+struct Bucket {
+    by_second: HashMap<Box<str>, Vec<usize>>,
+    rest: Vec<usize>,
+}
+
+impl Bucket {
+    fn push(&mut self, second: Option<&str>, position: usize) {
+        match second {
+            Some(second) => self
+                .by_second
+                .entry(second.into())
+                .or_default()
+                .push(position),
+            None => self.rest.push(position),
+        }
+    }
+
+    /// The policies that can match a map whose second segment is `second`.
+    fn candidates(&self, second: Option<&str>) -> [&[usize]; 2] {
+        let keyed = match second {
+            Some(second) if !self.by_second.is_empty() => {
+                self.by_second.get(second).map_or(&[][..], Vec::as_slice)
+            }
+            _ => &[],
+        };
+        [keyed, &self.rest]
+    }
+}
+
+impl ActionIndex {
+    fn push(&mut self, pattern: &Pattern, position: usize) {
+        let second = pattern.second_literal();
+        let bucket = match pattern.lead() {
+            Lead::Literal(first) => self.by_literal.entry(first.into()).or_default(),
+            Lead::Interpolated(segment) => {
+                match self.by_interpolated.iter().position(|(s, _)| s == segment) {
+                    Some(at) => &mut self.by_interpolated[at].1,
+                    None => {
+                        self.by_interpolated
+                            .push((segment.clone(), Bucket::default()));
+                        let last = self.by_interpolated.len() - 1;
+                        &mut self.by_interpolated[last].1
+                    }
+                }
+            }
+            Lead::Any => &mut self.general,
+        };
+        bucket.push(second, position);
+    }
 }
 
 /// How one candidate policy relates to a request.
@@ -75,6 +139,7 @@ impl PolicySet {
             defs: Vec::new(),
             compiled: Vec::new(),
             index: Default::default(),
+            needs_records: false,
         }
     }
 
@@ -83,6 +148,25 @@ impl PolicySet {
     /// bad pattern, condition or field path, or field rules on a deny policy
     /// or on one without `read`.
     pub fn new(defs: Vec<PolicyDef>) -> Result<Self, PolicyError> {
+        PolicySet::build(defs, ActionIndex::push)
+    }
+
+    /// A set without the index: every policy of an action is tried, in
+    /// definition order, for every request. The reference the index is
+    /// tested against.
+    #[cfg(test)]
+    pub(crate) fn unindexed(defs: Vec<PolicyDef>) -> Result<Self, PolicyError> {
+        PolicySet::build(defs, |index, _, position| {
+            index.general.rest.push(position);
+        })
+    }
+
+    /// Validates and compiles `defs`, placing each policy in the index of
+    /// every action it covers with `place`.
+    fn build(
+        defs: Vec<PolicyDef>,
+        place: fn(&mut ActionIndex, &Pattern, usize),
+    ) -> Result<Self, PolicyError> {
         let mut seen = HashSet::new();
         let mut compiled = Vec::with_capacity(defs.len());
         let mut index: [ActionIndex; 3] = Default::default();
@@ -94,27 +178,26 @@ impl PolicySet {
                 return Err(PolicyError::DuplicateId { id: def.id.clone() });
             }
             let policy = compile(def)?;
-            let first = policy.pattern.first_literal();
             let mut operations = def.operations.clone();
             operations.sort_by_key(|op| action_slot((*op).into()));
             operations.dedup();
             for op in operations {
-                let slot = &mut index[action_slot(op.into())];
-                match first {
-                    Some(first) => slot
-                        .by_first
-                        .entry(first.into())
-                        .or_default()
-                        .push(position),
-                    None => slot.general.push(position),
-                }
+                place(
+                    &mut index[action_slot(op.into())],
+                    &policy.pattern,
+                    position,
+                );
             }
             compiled.push(policy);
         }
+        let needs_records = compiled
+            .iter()
+            .any(|c| c.condition.as_ref().is_some_and(Condition::needs_record));
         Ok(PolicySet {
             defs,
             compiled,
             index,
+            needs_records,
         })
     }
 
@@ -181,6 +264,14 @@ impl PolicySet {
         self.defs.is_empty()
     }
 
+    /// Whether some policy's condition looks at `key`, `old` or `new`, so
+    /// that decisions on records can depend on the stored and proposed
+    /// values. Without one, a record request decides the same with or
+    /// without them.
+    pub fn needs_records(&self) -> bool {
+        self.needs_records
+    }
+
     /// The full verdict for a request, with the deciding policies and, for
     /// an allowed read, the effective field rules. See the module docs for
     /// the rules.
@@ -206,6 +297,10 @@ impl PolicySet {
             }
             ControlFlow::Continue(())
         });
+        // The scan goes index list by index list; the verdict names the
+        // policies in definition order.
+        denies.sort_unstable();
+        allows.sort_unstable();
         let ids = |list: &[usize]| list.iter().map(|&i| self.defs[i].id.clone()).collect();
         if !denies.is_empty() {
             return Verdict {
@@ -247,8 +342,16 @@ impl PolicySet {
     /// [`PolicySet::evaluate`], without collecting ids or field rules, and
     /// without allocating. Stops at the first deny that applies.
     pub fn is_allowed(&self, req: &AccessRequest<'_>) -> bool {
-        if precheck(req).is_some() {
-            return false;
+        self.reason(req) == VerdictReason::Allowed
+    }
+
+    /// Why the request is allowed or denied: the verdict's
+    /// [`Verdict::reason`], by the same rules as [`PolicySet::evaluate`],
+    /// without collecting ids or field rules, and without allocating. Stops
+    /// at the first deny that applies.
+    pub fn reason(&self, req: &AccessRequest<'_>) -> VerdictReason {
+        if let Some(reason) = precheck(req) {
+            return reason;
         }
         let mut allowed = false;
         let flow = self.scan(req, |_, policy, outcome| {
@@ -261,20 +364,65 @@ impl PolicySet {
             }
             ControlFlow::Continue(())
         });
-        flow.is_continue() && allowed
+        match (flow, allowed) {
+            (ControlFlow::Break(()), _) => VerdictReason::Denied,
+            (ControlFlow::Continue(()), true) => VerdictReason::Allowed,
+            (ControlFlow::Continue(()), false) => VerdictReason::NoMatch,
+        }
     }
 
-    /// Calls `visit` for every policy, in definition order, that covers the
-    /// action, applies to the principal and matches the map, with how its
-    /// condition came out.
+    /// The reason every record request of `principal` doing `action` on
+    /// `map` gets, whatever its key, stored and proposed value; `None` when
+    /// records may be decided differently.
+    ///
+    /// That is so when no candidate policy (covering the action, for the
+    /// principal, matching the map) has a condition over `key`, `old` or
+    /// `new`: the rest of a request is the same for every record. It is
+    /// also so when a deny applies whose condition, if any, does not look
+    /// at the record: it applies to every record, and a deny wins.
+    pub fn record_independent(
+        &self,
+        principal: &crate::authz::Principal,
+        action: Action,
+        map: &str,
+    ) -> Option<VerdictReason> {
+        let req = AccessRequest::new(principal, action, map);
+        if let Some(reason) = precheck(&req) {
+            return Some(reason);
+        }
+        let mut allowed = false;
+        let mut per_record = false;
+        let flow = self.scan(&req, |_, policy, outcome| {
+            match (policy.effect, outcome) {
+                (Effect::Deny, Outcome::Applies | Outcome::Errored) => {
+                    return ControlFlow::Break(());
+                }
+                (_, Outcome::Deferred) => per_record = true,
+                (Effect::Allow, Outcome::Applies) => allowed = true,
+                _ => {}
+            }
+            ControlFlow::Continue(())
+        });
+        match (flow, per_record, allowed) {
+            (ControlFlow::Break(()), _, _) => Some(VerdictReason::Denied),
+            (ControlFlow::Continue(()), true, _) => None,
+            (ControlFlow::Continue(()), false, true) => Some(VerdictReason::Allowed),
+            (ControlFlow::Continue(()), false, false) => Some(VerdictReason::NoMatch),
+        }
+    }
+
+    /// Calls `visit` once for every policy that covers the action, applies
+    /// to the principal and matches the map, with how its condition came
+    /// out. The order is that of the index's lists, not definition order.
     fn scan(
         &self,
         req: &AccessRequest<'_>,
         mut visit: impl FnMut(usize, &Compiled, Outcome) -> ControlFlow<()>,
     ) -> ControlFlow<()> {
         let index = &self.index[action_slot(req.action)];
-        let first = req.map.split(':').next().unwrap_or_default();
-        let keyed = index.by_first.get(first).map_or(&[][..], Vec::as_slice);
+        let mut segments = req.map.split(':');
+        let first = segments.next().unwrap_or_default();
+        let second = segments.next();
         let env = Env {
             principal: req.principal,
             action: req.action,
@@ -287,22 +435,41 @@ impl PolicySet {
             },
         };
         let map_wide = req.key.is_none();
-        for i in merge(keyed, &index.general) {
-            let policy = &self.compiled[i];
-            if !policy.applies_to(req.principal) || !policy.pattern.matches(req.map, req.principal)
-            {
-                continue;
+        let mut consider = |list: &[usize]| -> ControlFlow<()> {
+            for &i in list {
+                let policy = &self.compiled[i];
+                if !policy.applies_to(req.principal)
+                    || !policy.pattern.matches(req.map, req.principal)
+                {
+                    continue;
+                }
+                let outcome = match &policy.condition {
+                    None => Outcome::Applies,
+                    Some(c) if map_wide && c.needs_record() => Outcome::Deferred,
+                    Some(c) => match c.eval(&env) {
+                        Ok(true) => Outcome::Applies,
+                        Ok(false) => Outcome::Fails,
+                        Err(_) => Outcome::Errored,
+                    },
+                };
+                visit(i, policy, outcome)?;
             }
-            let outcome = match &policy.condition {
-                None => Outcome::Applies,
-                Some(c) if map_wide && c.needs_record() => Outcome::Deferred,
-                Some(c) => match c.eval(&env) {
-                    Ok(true) => Outcome::Applies,
-                    Ok(false) => Outcome::Fails,
-                    Err(_) => Outcome::Errored,
-                },
-            };
-            visit(i, policy, outcome)?;
+            ControlFlow::Continue(())
+        };
+        if let Some(bucket) = index.by_literal.get(first) {
+            for list in bucket.candidates(second) {
+                consider(list)?;
+            }
+        }
+        for (segment, bucket) in &index.by_interpolated {
+            if segment.matches_one(first, req.principal) {
+                for list in bucket.candidates(second) {
+                    consider(list)?;
+                }
+            }
+        }
+        for list in index.general.candidates(second) {
+            consider(list)?;
         }
         ControlFlow::Continue(())
     }
@@ -374,26 +541,6 @@ fn compile(def: &PolicyDef) -> Result<Compiled, PolicyError> {
         pattern,
         condition,
         fields,
-    })
-}
-
-/// The ascending union of two ascending lists of distinct positions.
-fn merge<'a>(a: &'a [usize], b: &'a [usize]) -> impl Iterator<Item = usize> + 'a {
-    let (mut i, mut j) = (0, 0);
-    std::iter::from_fn(move || match (a.get(i), b.get(j)) {
-        (Some(&x), Some(&y)) if x <= y => {
-            i += 1;
-            Some(x)
-        }
-        (_, Some(&y)) => {
-            j += 1;
-            Some(y)
-        }
-        (Some(&x), None) => {
-            i += 1;
-            Some(x)
-        }
-        (None, None) => None,
     })
 }
 

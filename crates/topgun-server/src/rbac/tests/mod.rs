@@ -106,10 +106,12 @@ impl Row {
     }
 }
 
-/// Checks every row against `set`, through `evaluate`, `is_allowed` and the
-/// `Policy` seam (which must agree), and reports all failing rows at once.
+/// Checks every row against `set`, through `evaluate`, `is_allowed`, the
+/// `Policy` seam and a scan of every policy without the index (which must
+/// agree), and reports all failing rows at once.
 fn check(set: &PolicySet, rows: Vec<Row>) {
     let policy = RbacPolicy::new(PolicySet::new(set.defs().to_vec()).unwrap());
+    let linear = PolicySet::unindexed(set.defs().to_vec()).unwrap();
     let mut failures = Vec::new();
     for (i, row) in rows.iter().enumerate() {
         let old = row.old.clone().map(v);
@@ -139,6 +141,9 @@ fn check(set: &PolicySet, rows: Vec<Row>) {
         }
         if set.is_allowed(&req) != verdict.allowed {
             failures.push(format!("row {i}: is_allowed disagrees with evaluate"));
+        }
+        if linear.evaluate(&req) != verdict {
+            failures.push(format!("row {i}: a scan of every policy disagrees"));
         }
         if row.old.is_none() && row.new.is_none() {
             let decided = policy.decide(&row.who, row.action, row.map, row.key);

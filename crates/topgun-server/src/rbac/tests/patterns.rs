@@ -1,7 +1,7 @@
 //! Map pattern matching on its own: a table of (pattern, map, principal) rows.
 
 use super::*;
-use crate::rbac::pattern::Pattern;
+use crate::rbac::pattern::{Lead, Pattern};
 
 #[test]
 fn matching() {
@@ -63,18 +63,28 @@ fn matching() {
 }
 
 #[test]
-fn index_key_is_the_first_literal_segment() {
-    for (pattern, first) in [
-        ("a:b", Some("a")),
-        ("a", Some("a")),
-        ("*:b", None),
-        ("**", None),
-        ("{sub}:x", None),
-        ("x{sub}:x", None),
+fn index_keys_are_the_first_and_second_segments() {
+    for (pattern, first, second) in [
+        ("a:b", "a", Some("b")),
+        ("a", "a", None),
+        ("a:*:c", "a", None),
+        ("a:**", "a", None),
+        ("*:b", "*", Some("b")),
+        ("**", "*", None),
+        ("**:b", "*", None),
+        ("{sub}:x", "{}", Some("x")),
+        ("x{sub}:x:y", "{}", Some("x")),
+        ("{claims.t}:{sub}", "{}", None),
     ] {
+        let parsed = Pattern::parse(pattern).unwrap();
+        let lead = match parsed.lead() {
+            Lead::Literal(text) => text,
+            Lead::Interpolated(_) => "{}",
+            Lead::Any => "*",
+        };
         assert_eq!(
-            Pattern::parse(pattern).unwrap().first_literal(),
-            first,
+            (lead, parsed.second_literal()),
+            (first, second),
             "{pattern}"
         );
     }
