@@ -149,11 +149,17 @@ impl Codec {
     }
 }
 
+/// Initial buffer of [`encode_stored`], in bytes.
+const STORED_INITIAL_CAPACITY: usize = 128;
+
 /// Encodes a record for the store: [`STORED_FORMAT_VERSION`], then the
 /// record in bincode (the same layout as on the wire).
 pub fn encode_stored(record: &StoredRecord) -> Result<Vec<u8>, EncodeError> {
     guard::clear();
-    let mut out = vec![STORED_FORMAT_VERSION];
+    // Room for a typical small record, so encoding does not grow the
+    // buffer byte by byte (a row is encoded for every write).
+    let mut out = Vec::with_capacity(STORED_INITIAL_CAPACITY);
+    out.push(STORED_FORMAT_VERSION);
     bincode::serde::encode_into_std_write(record, &mut out, bincode::config::standard())
         .map_err(|e| encode_failure(&e.to_string()))?;
     Ok(out)
