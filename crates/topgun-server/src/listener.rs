@@ -129,11 +129,15 @@ impl Acceptor {
             let metrics = Arc::clone(&self.metrics);
             let shutdown = self.shutdown.clone();
             self.tracker.spawn(async move {
+                // The TLS stream is boxed: hyper boxes the connection's IO
+                // again when it hands it to the WebSocket, and an unboxed
+                // `Either` would be as large as rustls' connection state
+                // (over 1 KiB) on every plain connection too.
                 let io = match tls {
                     None => Either::Left(tcp),
                     Some(acceptor) => {
                         match tls_handshake(&acceptor, tcp, peer, &limits, &metrics).await {
-                            Some(stream) => Either::Right(stream),
+                            Some(stream) => Either::Right(Box::new(stream)),
                             None => return,
                         }
                     }

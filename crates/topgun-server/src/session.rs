@@ -33,7 +33,7 @@ use tower::ServiceExt;
 use crate::app::{App, AuthMode};
 use crate::auth::AuthError;
 use crate::authz::Principal;
-use crate::outbound::Outbound;
+use crate::outbound::{Outbound, Queued};
 use crate::pipeline::{WriteRequest, WriteResponse};
 
 /// Close codes the server uses.
@@ -156,7 +156,7 @@ fn deadline_at(at_ms: u64) -> tokio::time::Instant {
 pub(crate) async fn run(socket: WebSocket, app: Arc<App>, peer: SocketAddr, encoding: Encoding) {
     let conn = app.next_conn_id.fetch_add(1, Ordering::Relaxed);
     app.metrics.sessions_open.fetch_add(1, Ordering::Relaxed);
-    let limits = app.limits.clone();
+    let limits = &app.limits;
     let codec = Codec::new(encoding).with_max_message_bytes(limits.max_message_bytes);
     let (sink, mut stream) = socket.split();
     let (outbound, out_rx, overflow) = Outbound::new(limits.outbound_queue);
@@ -193,38 +193,40 @@ pub(crate) async fn run(socket: WebSocket, app: Arc<App>, peer: SocketAddr, enco
     }
 }
 
+/// The most messages one flush carries; more wait for the next one.
+const MAX_MESSAGES_PER_FLUSH: usize = 64;
+
+/// The most encoded bytes fed to the socket before it is flushed.
+const MAX_BYTES_PER_FLUSH: usize = 64 * 1024;
+
+type WsSink = futures_util::stream::SplitSink<WebSocket, Message>;
+
 /// Drains the outbound queue into the socket; on `Control::Close`, sends
 /// what is still queued, then the close frame.
+///
+/// Messages that are already queued when the writer wakes go out together:
+/// each is encoded and fed to the WebSocket (which buffers it), and the
+/// socket is flushed once per [`MAX_MESSAGES_PER_FLUSH`] messages or
+/// [`MAX_BYTES_PER_FLUSH`] bytes, or as soon as the queue is empty, so a
+/// lone message is never held back.
 async fn write_loop(
-    mut sink: futures_util::stream::SplitSink<WebSocket, Message>,
-    mut out_rx: mpsc::Receiver<ServerMessage>,
+    mut sink: WsSink,
+    mut out_rx: mpsc::Receiver<Queued>,
     mut control: oneshot::Receiver<Control>,
     codec: Codec,
     app: Arc<App>,
 ) {
-    let frame = |msg: &ServerMessage| -> Option<Message> {
-        match codec.encode_server(msg) {
-            Ok(bytes) if codec.encoding().is_binary() => Some(Message::Binary(bytes.into())),
-            // Text encodings (JSON) produce UTF-8.
-            Ok(bytes) => String::from_utf8(bytes)
-                .ok()
-                .map(|s| Message::Text(Utf8Bytes::from(s))),
-            Err(e) => {
-                tracing::error!(error = %e, message = msg_name(msg), "cannot encode an outbound message");
-                None
-            }
-        }
-    };
     let closing = loop {
         tokio::select! {
             biased;
             msg = out_rx.recv() => match msg {
                 Some(msg) => {
-                    let Some(f) = frame(&msg) else { continue };
-                    if sink.send(f).await.is_err() {
-                        return;
+                    match write_batch(&mut sink, &mut out_rx, msg, &codec).await {
+                        Some(n) => {
+                            app.metrics.frames_out.fetch_add(n, Ordering::Relaxed);
+                        }
+                        None => return,
                     }
-                    app.metrics.frames_out.fetch_add(1, Ordering::Relaxed);
                 }
                 None => match (&mut control).await {
                     Ok(Control::Close(c)) => break c,
@@ -240,10 +242,11 @@ async fn write_loop(
     // Whatever is still queued (an AUTH_FAIL, an ERROR, final acks) goes out
     // before the close frame.
     while let Ok(msg) = out_rx.try_recv() {
-        if let Some(f) = frame(&msg) {
-            if sink.send(f).await.is_err() {
-                return;
-            }
+        if write_batch(&mut sink, &mut out_rx, msg, &codec)
+            .await
+            .is_none()
+        {
+            return;
         }
     }
     let _ = sink
@@ -253,6 +256,55 @@ async fn write_loop(
         })))
         .await;
     let _ = sink.close().await;
+}
+
+/// Writes `first` and whatever else is queued already, within the bounds of
+/// one flush, then flushes. Returns the number of frames sent, or `None`
+/// when the socket failed.
+async fn write_batch<S: futures_util::Sink<Message> + Unpin>(
+    sink: &mut S,
+    out_rx: &mut mpsc::Receiver<Queued>,
+    first: Queued,
+    codec: &Codec,
+) -> Option<u64> {
+    let mut frames = 0u64;
+    let mut bytes = 0usize;
+    let mut next = Some(first);
+    while let Some(msg) = next.take() {
+        if let Some((f, len)) = frame(codec, &msg) {
+            bytes = bytes.saturating_add(len);
+            sink.feed(f).await.ok()?;
+            frames += 1;
+        }
+        if frames >= MAX_MESSAGES_PER_FLUSH as u64 || bytes >= MAX_BYTES_PER_FLUSH {
+            break;
+        }
+        next = out_rx.try_recv().ok();
+    }
+    sink.flush().await.ok()?;
+    Some(frames)
+}
+
+/// The WebSocket frame of one outbound message and its payload's length,
+/// or `None` (logged) if it cannot be encoded.
+fn frame(codec: &Codec, msg: &ServerMessage) -> Option<(Message, usize)> {
+    match codec.encode_server(msg) {
+        Ok(bytes) if codec.encoding().is_binary() => {
+            let len = bytes.len();
+            Some((Message::Binary(bytes.into()), len))
+        }
+        // Text encodings (JSON) produce UTF-8.
+        Ok(bytes) => {
+            let len = bytes.len();
+            String::from_utf8(bytes)
+                .ok()
+                .map(|s| (Message::Text(Utf8Bytes::from(s)), len))
+        }
+        Err(e) => {
+            tracing::error!(error = %e, message = msg_name(msg), "cannot encode an outbound message");
+            None
+        }
+    }
 }
 
 /// Whether a WebSocket read failed because a frame or message exceeded the
@@ -267,6 +319,15 @@ fn is_too_big(e: axum::Error) -> bool {
 fn msg_name(msg: &ServerMessage) -> &'static str {
     use topgun_protocol::Message as _;
     msg.name()
+}
+
+/// What woke the session loop.
+enum Event {
+    Shutdown,
+    Overflow,
+    Answer(WriteResponse),
+    Timer,
+    Frame(Option<Result<Message, axum::Error>>),
 }
 
 type Inflight =
@@ -314,8 +375,11 @@ impl Session {
         stream: &mut futures_util::stream::SplitStream<WebSocket>,
         overflow: &tokio_util::sync::CancellationToken,
     ) -> Closing {
-        let limits = self.app.limits.clone();
-        let shutdown = self.app.shutdown.clone();
+        // The limits are read through the `Arc`, not copied: this future
+        // lives as long as the connection.
+        let app = Arc::clone(&self.app);
+        let limits = &app.limits;
+        let shutdown = app.shutdown.clone();
         self.reply(ServerMessage::AuthRequired {
             min_version: MIN_PROTOCOL_VERSION,
             max_version: PROTOCOL_VERSION,
@@ -328,24 +392,39 @@ impl Session {
         let mut inflight: Inflight = FuturesOrdered::new();
 
         let result = loop {
-            let timer = self.next_deadline(auth_deadline, last_inbound, ping_sent, &limits);
-            tokio::select! {
-                () = shutdown.cancelled() => {
-                    self.error(ErrorCode::ShuttingDown, "the server is shutting down").await;
+            let timer = self.next_deadline(auth_deadline, last_inbound, ping_sent, limits);
+            // The select only picks what happened; it is handled after the
+            // select's futures are gone, so the two never take room in this
+            // future (held by every idle connection) at the same time.
+            let event = tokio::select! {
+                () = shutdown.cancelled() => Event::Shutdown,
+                () = overflow.cancelled() => Event::Overflow,
+                Some(done) = inflight.next(), if !inflight.is_empty() => Event::Answer(done),
+                () = sleep_until(timer) => Event::Timer,
+                frame = stream.next(), if inflight.len() < limits.max_inflight_batches => Event::Frame(frame),
+            };
+            match event {
+                Event::Shutdown => {
+                    self.error(ErrorCode::ShuttingDown, "the server is shutting down")
+                        .await;
                     break closing(close::GOING_AWAY, "server shutting down");
                 }
-                () = overflow.cancelled() => {
-                    break closing(close::SLOW_CONSUMER, "slow consumer: outbound queue full, resync");
+                Event::Overflow => {
+                    break closing(
+                        close::SLOW_CONSUMER,
+                        "slow consumer: outbound queue full, resync",
+                    );
                 }
-                Some(done) = inflight.next(), if !inflight.is_empty() => {
-                    self.answer(done).await;
-                }
-                () = sleep_until(timer) => {
-                    if let Some(c) = self.on_timer(auth_deadline, last_inbound, &mut ping_sent, &limits).await {
+                Event::Answer(done) => self.answer(done).await,
+                Event::Timer => {
+                    if let Some(c) = self
+                        .on_timer(auth_deadline, last_inbound, &mut ping_sent, limits)
+                        .await
+                    {
                         break c;
                     }
                 }
-                frame = stream.next(), if inflight.len() < limits.max_inflight_batches => {
+                Event::Frame(frame) => {
                     last_inbound = tokio::time::Instant::now();
                     ping_sent = false;
                     let frame = match frame {
@@ -353,13 +432,22 @@ impl Session {
                         Some(Ok(f)) => f,
                         Some(Err(e)) => {
                             if is_too_big(e) {
-                                self.error(ErrorCode::MessageTooLarge, format!("message larger than {} bytes", limits.max_message_bytes)).await;
+                                self.error(
+                                    ErrorCode::MessageTooLarge,
+                                    format!(
+                                        "message larger than {} bytes",
+                                        limits.max_message_bytes
+                                    ),
+                                )
+                                .await;
                                 break closing(close::MESSAGE_TOO_BIG, "message too big");
                             }
                             break closing(close::PROTOCOL_ERROR, "websocket protocol error");
                         }
                     };
-                    if let Some(c) = self.on_frame(frame, &mut inflight).await {
+                    // Boxed: handling a request needs far more state than
+                    // waiting for one.
+                    if let Some(c) = Box::pin(self.on_frame(frame, &mut inflight)).await {
                         break c;
                     }
                 }
@@ -734,5 +822,127 @@ impl Session {
             }
         }));
         None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::pin::Pin;
+    use std::task::{Context, Poll};
+
+    use super::*;
+
+    /// A sink that records the frames fed to it and, for each flush, how
+    /// many frames it carried.
+    #[derive(Default)]
+    struct Recorder {
+        pending: Vec<Message>,
+        flushes: Vec<Vec<Message>>,
+    }
+
+    impl futures_util::Sink<Message> for Recorder {
+        type Error = std::convert::Infallible;
+
+        fn poll_ready(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+            Poll::Ready(Ok(()))
+        }
+
+        fn start_send(mut self: Pin<&mut Self>, item: Message) -> Result<(), Self::Error> {
+            self.pending.push(item);
+            Ok(())
+        }
+
+        fn poll_flush(
+            mut self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+        ) -> Poll<Result<(), Self::Error>> {
+            if !self.pending.is_empty() {
+                let batch = std::mem::take(&mut self.pending);
+                self.flushes.push(batch);
+            }
+            Poll::Ready(Ok(()))
+        }
+
+        fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+            self.poll_flush(cx)
+        }
+    }
+
+    fn ping(nonce: u64) -> ServerMessage {
+        ServerMessage::Ping { nonce }
+    }
+
+    fn nonces(codec: &Codec, frames: &[Message]) -> Vec<u64> {
+        frames
+            .iter()
+            .map(|m| match m {
+                Message::Binary(b) => match codec.decode_server(b) {
+                    Ok(ServerMessage::Ping { nonce }) => nonce,
+                    other => panic!("unexpected frame {other:?}"),
+                },
+                other => panic!("unexpected frame {other:?}"),
+            })
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn a_lone_message_is_flushed_at_once() {
+        let codec = Codec::new(Encoding::Bincode);
+        let (_tx, mut rx) = mpsc::channel::<Queued>(8);
+        let mut sink = Recorder::default();
+        let sent = write_batch(&mut sink, &mut rx, Box::new(ping(1)), &codec).await;
+        assert_eq!(sent, Some(1));
+        assert_eq!(sink.flushes.len(), 1);
+        assert_eq!(nonces(&codec, &sink.flushes[0]), vec![1]);
+    }
+
+    #[tokio::test]
+    async fn queued_messages_share_flushes_in_order_and_within_the_bound() {
+        let codec = Codec::new(Encoding::Bincode);
+        let total = MAX_MESSAGES_PER_FLUSH as u64 + 10;
+        let (tx, mut rx) = mpsc::channel::<Queued>(256);
+        for n in 1..total {
+            tx.try_send(Box::new(ping(n))).unwrap();
+        }
+        let mut sink = Recorder::default();
+        let mut sent = write_batch(&mut sink, &mut rx, Box::new(ping(0)), &codec)
+            .await
+            .unwrap();
+        assert_eq!(sink.flushes.len(), 1, "one flush for the first batch");
+        assert_eq!(sink.flushes[0].len(), MAX_MESSAGES_PER_FLUSH);
+        // The rest: the next wake-up takes it in one more flush.
+        let next = rx.recv().await.unwrap();
+        sent += write_batch(&mut sink, &mut rx, next, &codec).await.unwrap();
+        assert_eq!(sent, total);
+        assert_eq!(sink.flushes.len(), 2);
+        let all: Vec<u64> = sink
+            .flushes
+            .iter()
+            .flat_map(|f| nonces(&codec, f))
+            .collect();
+        assert_eq!(all, (0..total).collect::<Vec<_>>());
+    }
+
+    #[tokio::test]
+    async fn a_flush_carries_at_most_the_byte_bound() {
+        let codec = Codec::new(Encoding::Bincode);
+        let message = "x".repeat(MAX_BYTES_PER_FLUSH / 4);
+        let big = || ServerMessage::Error {
+            code: ErrorCode::Internal,
+            message: message.clone(),
+            context: None,
+        };
+        let (tx, mut rx) = mpsc::channel::<Queued>(16);
+        for _ in 0..7 {
+            tx.try_send(Box::new(big())).unwrap();
+        }
+        let mut sink = Recorder::default();
+        let sent = write_batch(&mut sink, &mut rx, Box::new(big()), &codec)
+            .await
+            .unwrap();
+        // Four frames of a quarter of the bound each (plus headers) reach it.
+        assert_eq!(sent, 4);
+        assert_eq!(sink.flushes.len(), 1);
+        assert_eq!(rx.len(), 4);
     }
 }

@@ -58,7 +58,7 @@ impl Policy for DenyReads {
 struct Client {
     conn: u64,
     out: Outbound,
-    rx: mpsc::Receiver<ServerMessage>,
+    rx: mpsc::Receiver<crate::outbound::Queued>,
     overflow: CancellationToken,
 }
 
@@ -81,7 +81,7 @@ impl Client {
     fn drain(&mut self) -> Vec<(u64, ChangeKind, String, WireLwwRecord)> {
         let mut got = Vec::new();
         while let Ok(msg) = self.rx.try_recv() {
-            match msg {
+            match *msg {
                 ServerMessage::QueryUpdate {
                     query_id,
                     change,
