@@ -8,17 +8,19 @@
 //!
 //! Writes: `commit` sends its batch over a bounded channel to the writer
 //! thread. The writer takes the first queued request, drains whatever else is
-//! queued up to the group limits, builds one `sled::Batch` per tree, applies
-//! them, calls `flush()` once, and only then answers every request of the
-//! group. An apply or flush error fails the whole group and puts the store in
-//! the failed state.
+//! queued up to the group limits, builds one `sled::Batch` per tree for every
+//! [`APPLY_CHUNK_OPS`] writes (cut between commits), applies them, frees the
+//! sled pages they replaced (see [`reclaim_garbage`]), calls `flush()` once
+//! for the whole group, and only then answers every request of the group. An
+//! apply or flush error fails the whole group and puts the store in the
+//! failed state.
 //!
 //! Atomicity: sled applies each `Batch` atomically, also across a crash, so
-//! the writes of one group to one map land all or nothing. A group spanning
-//! several maps is several batches: a crash between them can leave some maps
-//! updated and others not, but only for commits that were never
-//! acknowledged (their acknowledgement waits for the flush after the last
-//! batch). CRDT merges are idempotent, so a resent op repairs that.
+//! the writes of one commit to one map land all or nothing. A group spanning
+//! several maps or chunks is several batches: a crash between them can leave
+//! some of them applied and others not, but only for commits that were
+//! never acknowledged (their acknowledgement waits for the flush after the
+//! last batch). CRDT merges are idempotent, so a resent op repairs that.
 //! Multi-tree sled transactions would make groups atomic across maps at a
 //! large throughput cost, for no gain the pipeline needs.
 
@@ -647,6 +649,39 @@ impl Store for SledStore {
     }
 }
 
+/// Frees the sled pages that `ops` writes replaced.
+///
+/// sled 0.34 copies a tree node on every write and hands the old copy to
+/// crossbeam-epoch's global collector, which frees queued garbage only when
+/// a thread pins: at most 8 bags of 64 objects every 128 pins. `apply_batch`
+/// pins once for its whole batch, so a group of thousands of writes queues
+/// thousands of old nodes and pins a handful of times: under a steady write
+/// load the garbage outgrew the collection without bound (B3's
+/// fire-and-forget server grew 70 MiB a second). Each `flush` here pins,
+/// moves this thread's bag to the global queue and collects; a few calls
+/// advance the epoch past the writes just applied, each further one frees
+/// up to 512 objects. The budget is 8 objects per write, above what a write
+/// leaves (an old page and its node, now and then a split).
+fn reclaim_garbage(ops: usize) {
+    for _ in 0..ops / 64 + 4 {
+        crossbeam_epoch::pin().flush();
+    }
+}
+
+/// Most writes applied to sled before the garbage they leave is reclaimed
+/// (see [`reclaim_garbage`]). A group larger than this is applied in several
+/// `apply_batch` calls, split between commits (never inside one), and
+/// flushed once.
+const APPLY_CHUNK_OPS: usize = 1024;
+
+/// Writes gathered for one `apply_batch` per tree.
+#[derive(Default)]
+struct Pending {
+    maps: HashMap<String, (sled::Tree, sled::Batch)>,
+    meta: Option<sled::Batch>,
+    ops: usize,
+}
+
 /// The writer thread: the only code that writes to sled.
 struct Writer {
     db: sled::Db,
@@ -785,30 +820,33 @@ impl Writer {
     }
 
     fn apply_and_flush(&mut self, batches: Vec<Batch>) -> Result<(), StoreError> {
-        let apply_err = |e| StoreError::from_sled(StoreOp::Apply, e);
-        let mut per_map: HashMap<String, (sled::Tree, sled::Batch)> = HashMap::new();
-        let mut meta_batch: Option<sled::Batch> = None;
+        let mut pending = Pending::default();
         for batch in batches {
             match batch {
                 Batch::Writes(writes) => {
                     for write in writes {
+                        pending.ops += 1;
                         match write {
                             Write::Put { map, key, value } => {
-                                let slot = match per_map.get_mut(&map) {
+                                let slot = match pending.maps.get_mut(&map) {
                                     Some(slot) => slot,
                                     None => {
                                         let tree = self.tree(&map)?;
-                                        per_map.entry(map).or_insert((tree, sled::Batch::default()))
+                                        pending
+                                            .maps
+                                            .entry(map)
+                                            .or_insert((tree, sled::Batch::default()))
                                     }
                                 };
                                 slot.1.insert(key.as_bytes(), value);
                             }
                             Write::Delete { map, key } => {
-                                let slot = match per_map.get_mut(&map) {
+                                let slot = match pending.maps.get_mut(&map) {
                                     Some(slot) => slot,
                                     // A map that has no tree has no row to delete.
                                     None => match self.maps.get(&map) {
-                                        Some(tree) => per_map
+                                        Some(tree) => pending
+                                            .maps
                                             .entry(map)
                                             .or_insert((tree.clone(), sled::Batch::default())),
                                         None => continue,
@@ -820,21 +858,36 @@ impl Writer {
                     }
                 }
                 Batch::Meta { key, value } => {
-                    let batch = meta_batch.get_or_insert_with(sled::Batch::default);
+                    pending.ops += 1;
+                    let batch = pending.meta.get_or_insert_with(sled::Batch::default);
                     match value {
                         Some(value) => batch.insert(key.as_bytes(), value),
                         None => batch.remove(key.as_bytes()),
                     }
                 }
             }
+            // Only between commits, so a commit's writes to one map stay
+            // in one sled batch.
+            if pending.ops >= APPLY_CHUNK_OPS {
+                self.apply(&mut pending)?;
+            }
         }
-        for (tree, batch) in per_map.into_values() {
+        self.apply(&mut pending)?;
+        self.flush()
+    }
+
+    /// Applies the gathered batches (not yet flushed) and frees the sled
+    /// pages they replaced.
+    fn apply(&self, pending: &mut Pending) -> Result<(), StoreError> {
+        let apply_err = |e| StoreError::from_sled(StoreOp::Apply, e);
+        for (_, (tree, batch)) in pending.maps.drain() {
             tree.apply_batch(batch).map_err(apply_err)?;
         }
-        if let Some(batch) = meta_batch {
+        if let Some(batch) = pending.meta.take() {
             self.meta.apply_batch(batch).map_err(apply_err)?;
         }
-        self.flush()
+        reclaim_garbage(std::mem::take(&mut pending.ops));
+        Ok(())
     }
 
     fn flush(&self) -> Result<(), StoreError> {
