@@ -319,7 +319,7 @@ pub(crate) async fn write(engine: Arc<Engine>, req: WriteRequest) -> WriteRespon
     // Stateless checks, conversion, resend detection.
     let validator = WriteValidator::new(limits, engine.ts_policy, req.origin);
     let sub: Arc<str> = Arc::from(req.principal.sub.as_str());
-    let mut valid: Vec<(usize, Op)> = Vec::with_capacity(req.ops.len());
+    let mut valid: Vec<(usize, Op, DedupeKey)> = Vec::with_capacity(req.ops.len());
     for (index, op) in req.ops.into_iter().enumerate() {
         if let Err((code, message)) = validator.check_names(&op) {
             reject(&mut resp, op.op_id, code, message);
@@ -333,7 +333,7 @@ pub(crate) async fn write(engine: Arc<Engine>, req: WriteRequest) -> WriteRespon
             });
             continue;
         }
-        valid.push((index, op));
+        valid.push((index, op, key));
     }
 
     // Values and timestamps: one clock lock for the whole batch.
@@ -341,7 +341,7 @@ pub(crate) async fn write(engine: Arc<Engine>, req: WriteRequest) -> WriteRespon
     let mut pending: Vec<(String, Pending)> = Vec::with_capacity(valid.len());
     {
         let mut hlc = engine.hlc.lock().unwrap_or_else(PoisonError::into_inner);
-        for (index, op) in valid {
+        for (index, op, dedupe_key) in valid {
             let kind = match op.kind {
                 WireOpKind::Put { value, ttl_ms } => PendingKind::Put(Value::from(value), ttl_ms),
                 WireOpKind::Remove => PendingKind::Remove,
@@ -371,7 +371,7 @@ pub(crate) async fn write(engine: Arc<Engine>, req: WriteRequest) -> WriteRespon
                 Pending {
                     index,
                     op_id: op.op_id,
-                    dedupe_key: (Arc::clone(&sub), op.timestamp.node.0, op.op_id),
+                    dedupe_key,
                     key: op.key,
                     kind,
                     timestamp,
@@ -521,26 +521,21 @@ fn merge_lww(
 ) -> Result<Option<Vec<u8>>, String> {
     use topgun_core::lww::MergeOutcome;
     let bytes = stored_lww(&record)?;
-    let Some(changes) = changes else {
-        return match map.merge(key, record) {
-            MergeOutcome::Inserted | MergeOutcome::Replaced(_) => Ok(Some(bytes)),
-            MergeOutcome::Ignored => map.get(key).map(stored_lww).transpose(),
-        };
-    };
-    match map.merge(key, record.clone()) {
-        MergeOutcome::Inserted => changes.push(LwwChange {
-            key: key.to_owned(),
-            old: None,
-            new: record,
-        }),
-        MergeOutcome::Replaced(old) => changes.push(LwwChange {
-            key: key.to_owned(),
-            old: Some(old),
-            new: record,
-        }),
+    // The record is copied only when someone listens for the change.
+    let new = changes.is_some().then(|| record.clone());
+    let old = match map.merge(key, record) {
+        MergeOutcome::Inserted => None,
+        MergeOutcome::Replaced(old) => Some(old),
         // A bounded-drift write that lost to a newer one: acknowledged (it
         // took part in the merge), nothing changed, nothing to store.
         MergeOutcome::Ignored => return map.get(key).map(stored_lww).transpose(),
+    };
+    if let (Some(changes), Some(new)) = (changes, new) {
+        changes.push(LwwChange {
+            key: key.to_owned(),
+            old,
+            new,
+        });
     }
     Ok(Some(bytes))
 }
